@@ -1,0 +1,35 @@
+# faceledger: `make run` starts the service on the embedded default; `make test` checks everything.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+export FACELEDGER_HOME ?= $(CURDIR)/faceledger-data
+
+.PHONY: install run test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check faceledger tests bench
+	$(VENV)/bin/mypy faceledger
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+run: install
+	@test -f "$(FACELEDGER_HOME)/faceledger.db" || $(VENV)/bin/faceledger init
+	$(VENV)/bin/faceledger serve
+
+bench: install
+	$(PY) -m pip install --quiet -e ".[bench]" --no-deps face_recognition==1.3.0
+	$(PY) bench/run_all.py --lfw $(or $(LFW),../shared/facedata/lfw) --out bench/results
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

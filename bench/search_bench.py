@@ -1,0 +1,219 @@
+"""Benchmark the local vector indexes on synthetic face-like galleries (never run by the tests).
+
+    .venv/bin/python bench/search_bench.py --sizes 100000,1000000 [--centers FILE.npy]
+        [--queries 1000] [--nprobes 16,32,64] [--nlists auto] [--out bench/results/search.json]
+
+Gallery: N/10 identities x 10 samples, 128-d, L2-normalised. A sample is
+``normalize(centre + SIGMA * g)`` with ``g ~ N(0, I)``; for two samples of one identity
+``E[cos] ~= 1 / (1 + d * SIGMA**2)``, so ``SIGMA = sqrt((1/0.9 - 1) / d) ~= 0.0295`` gives a
+same-identity cosine of about 0.9. Identity centres are random unit vectors (two different identities
+then have cosine ~ N(0, 1/d): mean 0, std ~0.09, which is how unrelated faces look to a
+metric-learned face model), or, with ``--centers real.npy`` ((m, 128) real face embeddings), each
+centre is ``normalize(real[j] + TAU * g)`` for a random real embedding ``j`` with
+``TAU = sqrt(1/d)``: identities grown from the same real face have cosine ~0.5 with each other
+(look-alikes), and the gallery follows the real embeddings' distribution. The measured
+same/different cosines are written to the output.
+
+Queries are fresh samples of random gallery identities. Latency is single-query, single-thread,
+through the public ``search`` API (validation included); build uses all cores. Recall@10 is
+against exact search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from faceledger.index import (
+    DEFAULT_EXACT_MAX,
+    DEFAULT_NPROBE,
+    FlatIndex,
+    IvfIndex,
+    VectorIndex,
+    build_index,
+)
+from faceledger.index.faiss_common import faiss_module
+
+DIM = 128
+PER_IDENTITY = 10
+SAME_COS = 0.9
+SIGMA = math.sqrt((1 / SAME_COS - 1) / DIM)
+TAU = math.sqrt(1 / DIM)
+K = 10
+MODEL = "bench-synthetic"
+F32 = npt.NDArray[np.float32]
+
+
+def normalise(x: F32) -> F32:
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def make_centres(n_ids: int, rng: np.random.Generator, real: F32 | None) -> F32:
+    if real is None:
+        return normalise(rng.standard_normal((n_ids, DIM), dtype=np.float32))
+    seeds = real[rng.integers(real.shape[0], size=n_ids)]
+    return normalise(seeds + TAU * rng.standard_normal((n_ids, DIM), dtype=np.float32))
+
+
+def samples(centres: F32, which: npt.NDArray[np.int64], rng: np.random.Generator) -> F32:
+    out = np.empty((which.size, DIM), dtype=np.float32)
+    for start in range(0, which.size, 100_000):
+        sel = which[start : start + 100_000]
+        chunk = centres[sel] + SIGMA * rng.standard_normal((sel.size, DIM), dtype=np.float32)
+        out[start : start + sel.size] = normalise(chunk)
+    return out
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def latency_ms(index: VectorIndex, queries: F32) -> tuple[float, float]:
+    faiss = faiss_module()
+    faiss.omp_set_num_threads(1)
+    times = np.empty(queries.shape[0])
+    for i in range(queries.shape[0]):
+        t0 = time.perf_counter()
+        index.search(queries[i : i + 1], K)
+        times[i] = time.perf_counter() - t0
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
+
+
+def recall_at_k(found: npt.NDArray[np.int64], truth: npt.NDArray[np.int64]) -> float:
+    hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
+    return hits / truth.size
+
+
+def timed_build(fn: Any) -> tuple[VectorIndex, float, int]:
+    rss0 = rss_bytes()
+    t0 = time.perf_counter()
+    index: VectorIndex = fn()
+    return index, time.perf_counter() - t0, rss_bytes() - rss0
+
+
+def row(size: int, name: str, index: VectorIndex, build_s: float, rss: int, queries: F32,
+        truth: npt.NDArray[np.int64], picked: bool) -> dict[str, Any]:
+    p50, p99 = latency_ms(index, queries)
+    _, found = index.search(queries, K)
+    nbytes = index.serialized_size() if isinstance(index, FlatIndex | IvfIndex) else -1
+    out = {
+        "size": size, "index": name, "kind": index.kind, "picked_by_build_index": picked,
+        "build_s": round(build_s, 2), "index_bytes": nbytes, "rss_delta_bytes": rss,
+        "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "recall_at_10": round(recall_at_k(found, truth), 4),
+    }
+    if isinstance(index, IvfIndex):
+        out |= {"nlist": index.nlist, "nprobe": index.nprobe}
+    print(f"  {name}: {json.dumps(out)}", flush=True)
+    return out
+
+
+def bench_size(size: int, args: argparse.Namespace, real: F32 | None) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    rng = np.random.default_rng(args.seed + size)
+    n_ids = size // PER_IDENTITY
+    centres = make_centres(n_ids, rng, real)
+    gallery = samples(centres, np.repeat(np.arange(n_ids), PER_IDENTITY), rng)
+    ids = np.arange(size, dtype=np.int64)
+    queries = samples(centres, rng.integers(n_ids, size=args.queries), rng)
+    pairs = rng.integers(n_ids, size=2000)
+    same = np.einsum("ij,ij->i", gallery[pairs * PER_IDENTITY], gallery[pairs * PER_IDENTITY + 1])
+    other = gallery[((pairs + 1 + rng.integers(n_ids - 1, size=2000)) % n_ids) * PER_IDENTITY]
+    diff = np.einsum("ij,ij->i", gallery[pairs * PER_IDENTITY], other)
+    stats = {"same_cos_mean": float(same.mean()), "same_cos_std": float(same.std()),
+             "diff_cos_mean": float(diff.mean()), "diff_cos_std": float(diff.std()),
+             "diff_cos_p99": float(np.percentile(diff, 99))}
+    print(f"N={size}: {json.dumps({k: round(v, 3) for k, v in stats.items()})}", flush=True)
+
+    def flat() -> VectorIndex:
+        index = FlatIndex(MODEL, DIM)
+        index.add(ids, gallery)
+        return index
+
+    exact, build_s, rss = timed_build(flat)
+    _, truth = exact.search(queries, K)
+    rows = [row(size, "exact (flat)", exact, build_s, rss, queries, truth, size <= DEFAULT_EXACT_MAX)]
+    del exact
+    if size <= DEFAULT_EXACT_MAX:
+        return rows, stats
+    for nlist_arg in args.nlists.split(","):
+        nlist = None if nlist_arg == "auto" else int(nlist_arg)
+        ivf, build_s, rss = timed_build(
+            lambda nlist=nlist: build_index(MODEL, DIM, ids, gallery, nprobe=DEFAULT_NPROBE, nlist=nlist))
+        assert isinstance(ivf, IvfIndex)
+        for nprobe in sorted({DEFAULT_NPROBE, *map(int, args.nprobes.split(","))}):
+            ivf.nprobe = nprobe
+            picked = nlist is None and nprobe == DEFAULT_NPROBE
+            name = f"ivf nlist={ivf.nlist} nprobe={nprobe}"
+            rows.append(row(size, name, ivf, build_s, rss, queries, truth, picked))
+        del ivf
+    return rows, stats
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| N | index | build s | index MB | RSS delta MB | p50 ms | p99 ms | recall@10 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        name = r["index"] + (" **(build_index)**" if r["picked_by_build_index"] else "")
+        lines.append(
+            f"| {r['size']:,} | {name} | {r['build_s']:.1f} | {r['index_bytes'] / 2**20:.0f} | "
+            f"{r['rss_delta_bytes'] / 2**20:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['recall_at_10']:.4f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--centers", type=Path, help=".npy of real face embeddings (m, 128)")
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--nprobes", default="16,32,64", help="extra IVF nprobe values to measure")
+    ap.add_argument("--nlists", default="auto", help="IVF nlist values ('auto' = build_index's choice)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/search.json"))
+    args = ap.parse_args(argv)
+
+    real = None
+    if args.centers is not None:
+        real = np.load(args.centers).astype(np.float32)
+        if real.ndim != 2 or real.shape[1] != DIM:
+            ap.error(f"--centers must hold an (m, {DIM}) array, got {real.shape}")
+        real = normalise(real)
+    faiss = faiss_module()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    rows: list[dict[str, Any]] = []
+    data: dict[str, Any] = {}
+    for size in (int(s) for s in args.sizes.split(",")):
+        size_rows, stats = bench_size(size, args, real)
+        rows += size_rows
+        data[str(size)] = stats
+    print(table(rows))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "faiss": faiss.__version__, "numpy": np.__version__, "platform": platform.platform()},
+        "data": {"dim": DIM, "per_identity": PER_IDENTITY, "sigma": SIGMA, "tau": TAU,
+                 "centers": str(args.centers) if args.centers else "random", "cosines": data},
+        "results": rows,
+        "markdown": table(rows),
+    }, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

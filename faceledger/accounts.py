@@ -1,0 +1,136 @@
+"""Users and API tokens. Tokens are shown once and stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from faceledger import ledger
+from faceledger.db.schema import Token, User
+from faceledger.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from faceledger.roles import Role
+
+TOKEN_PREFIX = "flk_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: int
+    name: str
+    role: str
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 120 or any(c.isspace() for c in name):
+        raise ValidationError("user name must be 1-120 characters with no spaces")
+    return name
+
+
+def _check_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise ValidationError(
+            f"unknown role {role!r}; choose one of {', '.join(r.value for r in Role)}"
+        ) from None
+
+
+def _issue_token(session: Session, user: User) -> str:
+    token = new_token()
+    session.add(Token(user_id=user.id, token_hash=hash_token(token), prefix=token[:8],
+                      created_at=datetime.now(UTC)))
+    return token
+
+
+def create_user(
+    session: Session, name: str, role: str, *, actor: Principal | None,
+    password_hash: str | None = None,
+) -> tuple[User, str]:
+    name = _check_name(name)
+    r = _check_role(role)
+    if session.execute(select(User).where(User.name == name)).scalar_one_or_none():
+        raise ConflictError(f"user {name!r} already exists")
+    user = User(name=name, role=r.value, disabled=False, password_hash=password_hash,
+                created_at=datetime.now(UTC))
+    session.add(user)
+    session.flush()
+    token = _issue_token(session, user)
+    ledger.append(
+        session, "user.created",
+        {"user": name, "role": r.value, "by": actor.name if actor else None,
+         "token_prefix": token[:8]},
+        actor=actor.name if actor else name,
+    )
+    return user, token
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None:
+        raise NotFoundError(f"no user named {name!r}")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.execute(select(User).order_by(User.id)).scalars())
+
+
+def disable_user(session: Session, name: str, *, actor: Principal) -> User:
+    user = get_user(session, name)
+    if user.id == actor.user_id:
+        raise ValidationError("you cannot disable yourself")
+    user.disabled = True
+    now = datetime.now(UTC)
+    for tok in session.execute(select(Token).where(Token.user_id == user.id,
+                                                   Token.revoked_at.is_(None))).scalars():
+        tok.revoked_at = now
+    ledger.append(session, "user.disabled", {"user": name, "by": actor.name}, actor=actor.name)
+    return user
+
+
+def rotate_token(session: Session, name: str, *, actor: Principal) -> str:
+    """Revoke the user's tokens and issue a new one."""
+    user = get_user(session, name)
+    if user.disabled:
+        raise ValidationError(f"user {name!r} is disabled")
+    now = datetime.now(UTC)
+    for tok in session.execute(select(Token).where(Token.user_id == user.id,
+                                                   Token.revoked_at.is_(None))).scalars():
+        tok.revoked_at = now
+    token = _issue_token(session, user)
+    ledger.append(session, "token.rotated", {"user": name, "by": actor.name,
+                                             "token_prefix": token[:8]}, actor=actor.name)
+    return token
+
+
+def authenticate(session: Session, token: str | None) -> Principal:
+    if not token:
+        raise AuthenticationError(
+            "no API token: set FACELEDGER_TOKEN (printed by `faceledger init` / `users add`)"
+        )
+    row = session.execute(
+        select(Token, User).join(User, Token.user_id == User.id)
+        .where(Token.token_hash == hash_token(token.strip()))
+    ).first()
+    if row is None:
+        raise AuthenticationError("invalid API token")
+    tok, user = row
+    if tok.revoked_at is not None or user.disabled:
+        raise AuthenticationError("this token was revoked or its user disabled")
+    return Principal(user.id, user.name, user.role)

@@ -1,0 +1,124 @@
+"""collections, ingest, index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from faceledger.cli.common import emit_json, login, open_app
+from faceledger.collections import add_collection, get_collection, list_collections
+from faceledger.ingest import Ingest, IngestSummary
+
+collections = typer.Typer(help="Collections: lawfully held image sets.", no_args_is_help=True)
+index = typer.Typer(help="The vector index (rebuilt from the database).", no_args_is_help=True)
+
+
+@collections.command("add")
+def collections_add(
+    name: str,
+    legal_basis: str = typer.Option(..., "--legal-basis", help="Why you may hold these images."),
+    description: str = typer.Option("", "--description"),
+) -> None:
+    """Create a collection (admins only)."""
+    with open_app() as app:
+        actor = login(app, "collections.manage")
+        with app.db.write() as s:
+            col = add_collection(s, name, legal_basis, description, actor=actor)
+        typer.echo(f"Created collection {col.name}.")
+
+
+@collections.command("list")
+def collections_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List collections with their image and face counts."""
+    with open_app() as app:
+        login(app, "collections.read")
+        with app.db.read() as s:
+            rows = list_collections(s)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        typer.echo("No collections yet: faceledger collections add NAME --legal-basis B")
+    for r in rows:
+        typer.echo(f"{r['name']:<24} {r['images']:>8} images {r['faces']:>8} faces  "
+                   f"legal basis: {r['legal_basis']}")
+
+
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Files, folders (recursive) or zip archives."),
+    collection: str = typer.Option(..., "--collection", help="Target collection."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="CSV or JSONL provenance."),
+    workers: int | None = typer.Option(None, "--workers", help="Processes (default: all cores)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Detect, embed and index every face in PATHS, with provenance."""
+    with open_app() as app:
+        principal = login(app, "ingest")
+        service = Ingest(app, principal)
+        console = Console(stderr=True)
+        with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[faces]} faces, {task.fields[rej]} rejected"),
+                      TimeRemainingColumn(), console=console, transient=True,
+                      disable=as_json) as bar:
+            task = bar.add_task("ingest", total=None, faces=0, rej=0)
+
+            def progress(s: IngestSummary) -> None:
+                bar.update(task, total=s.total, completed=s.processed, faces=s.faces,
+                           rej=len(s.rejections))
+
+            summary = service.run(paths, collection, manifest, progress, workers)
+    if as_json:
+        emit_json(summary.as_dict())
+        return
+    d = summary.as_dict()
+    typer.echo(f"Ingest job {summary.job_id} into {summary.collection}: {summary.total} files, "
+               f"{summary.added} images added, {summary.faces} faces, "
+               f"{summary.duplicates} duplicates ({summary.new_sources} new sources), "
+               f"{summary.rejected} rejected; {summary.seconds:.1f} s "
+               f"({d['images_per_s']} images/s, {d['faces_per_s']} faces/s)")
+    for r in summary.rejections:
+        typer.echo(f"  rejected {r['path']}: {r['reason']}")
+
+
+@index.command("rebuild")
+def index_rebuild(collection: str | None = typer.Option(None, "--collection")) -> None:
+    """Recreate the vector index from the database (the source of truth)."""
+    with open_app() as app:
+        login(app, "index.manage")
+        with app.db.read() as s:
+            cols = [get_collection(s, collection)] if collection else None
+            targets = ([(c.id, c.name) for c in cols] if cols else
+                       [(r["id"], r["name"]) for r in list_collections(s)])
+        for cid, name in targets:
+            idx = app.indexes.rebuild(app.model_id, cid)
+            typer.echo(f"{name}: {idx.count()} faces, {type(idx).__name__}")
+
+
+@index.command("status")
+def index_status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show each collection's index kind and size."""
+    with open_app() as app:
+        login(app, "collections.read")
+        with app.db.read() as s:
+            rows = list_collections(s)
+        out = []
+        for r in rows:
+            idx = app.indexes.get(app.model_id, r["id"])
+            out.append({"collection": r["name"], "faces_in_db": r["faces"],
+                        "faces_in_index": idx.count(), "kind": type(idx).__name__,
+                        "model_id": idx.model_id})
+    if as_json:
+        emit_json(out)
+        return
+    for o in out:
+        typer.echo(f"{o['collection']:<24} {o['faces_in_index']:>8} in index / "
+                   f"{o['faces_in_db']:>8} in db  {o['kind']} ({o['model_id']})")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(collections, name="collections")
+    app.command("ingest")(ingest)
+    app.add_typer(index, name="index")

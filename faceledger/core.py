@@ -1,0 +1,70 @@
+"""The application context: settings, database, files, indexes and (loaded on demand) models.
+
+Nothing heavy happens in the constructor; ``pipeline()`` loads the face models explicitly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from faceledger import accounts, ledger
+from faceledger.accounts import Principal
+from faceledger.calibration import seed_calibrations
+from faceledger.db.engine import Database
+from faceledger.db.schema import User
+from faceledger.errors import ConflictError
+from faceledger.indexstore import IndexStore
+from faceledger.pipeline import FacePipeline
+from faceledger.settings import Settings
+from faceledger.storage import FileStore
+
+
+class Faceledger:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.db_url)
+        self.files = FileStore(settings.home)
+        self.indexes = IndexStore(
+            settings.index_dir, self.db, exact_max=settings.index_exact_max,
+            nprobe=settings.index_nprobe,
+        )
+        self._pipeline: FacePipeline | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self.settings.model
+
+    def pipeline(self) -> FacePipeline:
+        if self._pipeline is None:
+            self._pipeline = FacePipeline.from_settings(self.settings)
+        return self._pipeline
+
+    def initialise(self, admin_name: str) -> tuple[User, str]:
+        """Create the data home, the schema and the first admin; returns the admin's token."""
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        for sub in ("images", "thumbs", "index"):
+            (self.settings.home / sub).mkdir(exist_ok=True)
+        self.db.migrate()
+        with self.db.write() as s:
+            ledger.initialise(s)
+            if s.execute(select(User).limit(1)).first() is not None:
+                raise ConflictError(
+                    f"faceledger is already initialised in {self.settings.home}; "
+                    "ask an admin for a token (`faceledger users add`)"
+                )
+            ledger.append(s, "system.initialised",
+                          {"home": str(self.settings.home), "model": self.model_id,
+                           "at": datetime.now(UTC).isoformat()})
+            seed_calibrations(s)
+            user, token = accounts.create_user(s, admin_name, "admin", actor=None)
+        return user, token
+
+    def authenticate(self, token: str | None) -> Principal:
+        self.db.require_initialised()
+        with self.db.read() as s:
+            return accounts.authenticate(s, token)
+
+    def close(self) -> None:
+        self.indexes.flush()
+        self.db.dispose()

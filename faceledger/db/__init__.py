@@ -1,0 +1,1 @@
+"""Records: SQLAlchemy 2 schema, engine/session, Alembic migrations."""

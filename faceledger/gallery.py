@@ -1,0 +1,152 @@
+"""Gallery repository: images, their provenance and faces, as the services need them."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from faceledger import ledger
+from faceledger.db.schema import Collection, Face, Image, ImageSource, IngestJob, Rejection
+from faceledger.pipeline import ImageResult
+from faceledger.sources import Provenance, SourceItem
+
+if TYPE_CHECKING:
+    from faceledger.core import Faceledger
+    from faceledger.ingest import IngestSummary
+
+
+@dataclass(frozen=True)
+class PendingImage:
+    display: str
+    sha256: str
+    data: bytes
+    result: ImageResult
+    provenance: Provenance
+
+
+def source_key(prov: Provenance, display: str) -> str:
+    basis = f"url:{prov.source_url}" if prov.source_url else f"path:{display}"
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()
+
+
+def find_image(session: Session, collection_id: int, sha256: str) -> Image | None:
+    return session.execute(
+        select(Image).where(Image.collection_id == collection_id, Image.sha256 == sha256)
+    ).scalar_one_or_none()
+
+
+def _source(image_id: int, display: str, prov: Provenance) -> ImageSource:
+    return ImageSource(image_id=image_id, source_key=source_key(prov, display),
+                       original_path=display, source_url=prov.source_url,
+                       page_url=prov.page_url, title=prov.title,
+                       captured_at=prov.captured_at, added_at=datetime.now(UTC))
+
+
+def write_batch(
+    app: Faceledger, summary: IngestSummary, collection_id: int, actor: str,
+    images: Sequence[PendingImage], dupes: list[tuple[SourceItem, str, Provenance]],
+    rejects: Sequence[Rejection],
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Write files, then commit rows + one ledger entry in one transaction.
+
+    Returns (model_id, face ids, vectors) to add to the index after the commit. Duplicates whose
+    original is not committed yet stay in ``dupes`` for the next batch."""
+    for img in images:
+        app.files.put(app.files.image_relpath(img.sha256, img.result.format), img.data)
+        for i, face in enumerate(img.result.faces):
+            app.files.put(app.files.thumb_relpath(img.sha256, i), face.thumbnail)
+    new_faces: list[Face] = []
+    added: list[dict[str, Any]] = []
+    with app.db.write() as s:
+        for img in images:
+            if find_image(s, collection_id, img.sha256) is not None:  # committed by a peer
+                summary.duplicates += 1
+                continue
+            row = Image(collection_id=collection_id, sha256=img.sha256,
+                        stored_path=app.files.image_relpath(img.sha256, img.result.format),
+                        width=img.result.width, height=img.result.height,
+                        bytes=len(img.data), format=img.result.format,
+                        ingested_at=datetime.now(UTC), job_id=summary.job_id)
+            s.add(row)
+            s.flush()
+            s.add(_source(row.id, img.display, img.provenance))
+            for i, f in enumerate(img.result.faces):
+                face = Face(image_id=row.id, collection_id=collection_id, face_index=i,
+                            box=f.box.as_list(), landmarks=[list(p) for p in f.landmarks],
+                            quality=f.quality.as_dict(), model_id=f.embedding.model_id,
+                            embedding=f.embedding.to_bytes(),
+                            thumbnail_path=app.files.thumb_relpath(img.sha256, i))
+                s.add(face)
+                new_faces.append(face)
+            summary.added += 1
+            summary.faces += len(img.result.faces)
+            added.append({"sha256": img.sha256, "faces": len(img.result.faces)})
+        s.flush()
+        pending: list[tuple[SourceItem, str, Provenance]] = []
+        new_sources = 0
+        for item, sha, prov in dupes:
+            row2 = find_image(s, collection_id, sha)
+            if row2 is None:
+                pending.append((item, sha, prov))
+                continue
+            summary.duplicates += 1
+            key = source_key(prov, item.display)
+            if not any(src.source_key == key for src in row2.sources):
+                s.add(_source(row2.id, item.display, prov))
+                new_sources += 1
+        summary.new_sources += new_sources
+        for r in rejects:
+            s.add(r)
+        summary.rejected += len(rejects)
+        job = s.get(IngestJob, summary.job_id)
+        assert job is not None
+        job.processed = summary.processed
+        job.added, job.duplicates = summary.added, summary.duplicates
+        job.rejected, job.faces = summary.rejected, summary.faces
+        ledger.append(s, "ingest.batch", {
+            "job": summary.job_id, "collection_id": collection_id, "images": added,
+            "faces": sum(a["faces"] for a in added), "duplicates": len(dupes) - len(pending),
+            "new_sources": new_sources,
+            "rejected": [{"path": r.path, "code": r.code} for r in rejects],
+        }, actor=actor)
+    dupes[:] = pending
+    by_model: dict[str, list[Face]] = {}
+    for f in new_faces:
+        by_model.setdefault(f.model_id, []).append(f)
+    out = []
+    for model_id, faces in by_model.items():
+        ids = np.asarray([f.id for f in faces], dtype=np.int64)
+        vecs = np.frombuffer(b"".join(f.embedding for f in faces), dtype="<f4").reshape(-1, 128)
+        out.append((model_id, ids, vecs.astype(np.float32)))
+    return out
+
+
+def faces_with_provenance(session: Session, face_ids: Sequence[int]) -> dict[int, Face]:
+    rows = session.execute(
+        select(Face).where(Face.id.in_(list(face_ids))).options(
+            selectinload(Face.image).selectinload(Image.sources),
+            selectinload(Face.image).selectinload(Image.collection),
+        )
+    ).scalars().all()
+    return {f.id: f for f in rows}
+
+
+def collection_face_counts(session: Session, model_id: str,
+                           names: Sequence[str] | None) -> list[tuple[int, str, int]]:
+    from sqlalchemy import func
+
+    q = (select(Collection.id, Collection.name, func.count(Face.id))
+         .select_from(Collection)
+         .join(Face, (Face.collection_id == Collection.id) & (Face.model_id == model_id),
+               isouter=True)
+         .group_by(Collection.id, Collection.name).order_by(Collection.name))
+    if names:
+        q = q.where(Collection.name.in_(list(names)))
+    return [(int(a), str(b), int(c)) for a, b, c in session.execute(q).all()]

@@ -1,0 +1,155 @@
+"""The gallery's vector indexes: one per (model, collection), on disk under ``<home>/index``.
+
+The database is the source of truth. An index file is a cache of the embeddings there: on first
+use in a process it is reconciled with the database (faces committed but not yet indexed when a
+process died are added; faces deleted meanwhile are removed), and ``rebuild`` recreates it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from faceledger.db.engine import Database
+from faceledger.db.schema import Face
+from faceledger.embed import check_same_model
+from faceledger.index import VectorIndex, build_index, load_index
+
+DIM = 128
+
+
+class IndexStore:
+    def __init__(self, root: Path, db: Database, *, exact_max: int, nprobe: int) -> None:
+        self.root = root
+        self.db = db
+        self.exact_max = exact_max
+        self.nprobe = nprobe
+        self._open: dict[tuple[str, int], VectorIndex] = {}
+        self._dirty: set[tuple[str, int]] = set()
+        self._lock = threading.RLock()
+
+    def _path(self, model_id: str, collection_id: int) -> Path:
+        return self.root / model_id / f"collection-{collection_id}.faiss"
+
+    def _db_vectors(self, model_id: str, collection_id: int) -> tuple[np.ndarray, np.ndarray]:
+        with self.db.read() as s:
+            rows = s.execute(
+                select(Face.id, Face.embedding).where(
+                    Face.collection_id == collection_id, Face.model_id == model_id
+                ).order_by(Face.id)
+            ).all()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(-1, DIM)
+        return ids, vecs.astype(np.float32)
+
+    def _db_ids(self, model_id: str, collection_id: int) -> np.ndarray:
+        with self.db.read() as s:
+            ids = s.execute(
+                select(Face.id).where(
+                    Face.collection_id == collection_id, Face.model_id == model_id
+                )
+            ).scalars().all()
+        return np.asarray(ids, dtype=np.int64)
+
+    def rebuild(self, model_id: str, collection_id: int) -> VectorIndex:
+        with self._lock:
+            ids, vecs = self._db_vectors(model_id, collection_id)
+            index = build_index(model_id, DIM, ids, vecs, exact_max=self.exact_max,
+                                nprobe=self.nprobe)
+            index.save(self._path(model_id, collection_id))
+            self._open[(model_id, collection_id)] = index
+            self._dirty.discard((model_id, collection_id))
+            return index
+
+    def get(self, model_id: str, collection_id: int) -> VectorIndex:
+        """The collection's index, loaded and reconciled with the database on first use."""
+        key = (model_id, collection_id)
+        with self._lock:
+            if key in self._open:
+                return self._open[key]
+            path = self._path(model_id, collection_id)
+            if not path.exists():
+                return self.rebuild(model_id, collection_id)
+            index = load_index(path)
+            check_same_model(model_id, index.model_id)
+            self._open[key] = index
+            self._reconcile(index, model_id, collection_id)
+            return index
+
+    def _reconcile(self, index: VectorIndex, model_id: str, collection_id: int) -> None:
+        db_ids = self._db_ids(model_id, collection_id)
+        held = index.ids()
+        extra = np.setdiff1d(held, db_ids, assume_unique=False)
+        missing = np.setdiff1d(db_ids, held, assume_unique=False)
+        if len(extra) == 0 and len(missing) == 0:
+            return
+        if len(extra):
+            index.remove(extra)
+        if len(missing):
+            wanted = set(missing.tolist())
+            with self.db.read() as s:
+                rows = s.execute(
+                    select(Face.id, Face.embedding).where(Face.id.in_(list(wanted)))
+                ).all() if len(wanted) < 30_000 else [
+                    r for r in s.execute(
+                        select(Face.id, Face.embedding).where(
+                            Face.collection_id == collection_id, Face.model_id == model_id)
+                    ).all() if r[0] in wanted
+                ]
+            self._add_rows(index, model_id, rows)
+        self._after_change(index, model_id, collection_id)
+
+    def _add_rows(self, index: VectorIndex, model_id: str, rows: list[tuple[int, bytes]]
+                  | list[object]) -> None:
+        if not rows:
+            return
+        ids = np.asarray([r[0] for r in rows], dtype=np.int64)  # type: ignore[index]
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4")  # type: ignore[index]
+        index.add(ids, vecs.reshape(-1, DIM).astype(np.float32), model_id=model_id)
+
+    def _after_change(self, index: VectorIndex, model_id: str, collection_id: int) -> None:
+        # Grow from exact to approximate search once the collection passes the threshold.
+        if index.capabilities.exact and index.count() > self.exact_max:
+            self.rebuild(model_id, collection_id)
+            return
+        self._dirty.add((model_id, collection_id))
+
+    def flush(self) -> None:
+        """Persist changed indexes. Between flushes the database is still the truth: a process
+        that dies before flushing leaves an index that ``get`` reconciles on next use."""
+        with self._lock:
+            for key in sorted(self._dirty):
+                self._open[key].save(self._path(*key))
+            self._dirty.clear()
+
+    def add(self, model_id: str, collection_id: int, ids: np.ndarray, vectors: np.ndarray) -> None:
+        with self._lock:
+            index = self.get(model_id, collection_id)
+            keep = ~np.isin(ids, index.ids())
+            if keep.any():
+                index.add(ids[keep], vectors[keep], model_id=model_id)
+                self._after_change(index, model_id, collection_id)
+
+    def drop(self, model_id: str, collection_id: int) -> None:
+        with self._lock:
+            self._open.pop((model_id, collection_id), None)
+            self._dirty.discard((model_id, collection_id))
+            path = self._path(model_id, collection_id)
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".json").unlink(missing_ok=True)
+
+    def remove(self, model_id: str, collection_id: int, ids: np.ndarray) -> int:
+        with self._lock:
+            index = self.get(model_id, collection_id)
+            n = index.remove(ids)
+            self._after_change(index, model_id, collection_id)
+            return n
+
+    def search(self, model_id: str, collection_id: int, vector: np.ndarray, k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        index = self.get(model_id, collection_id)
+        scores, ids = index.search(vector.reshape(1, -1), k, model_id=model_id)
+        return scores[0], ids[0]

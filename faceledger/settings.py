@@ -1,0 +1,74 @@
+"""The one typed settings object. Every knob reads ``FACELEDGER_<NAME>`` from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACELEDGER_", extra="ignore")
+
+    home: Path = Field(default=Path("faceledger-data"), description="Data home: database, images, index.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is SQLite in the data home."
+    )
+    token: str | None = Field(default=None, description="API token the CLI authenticates with.")
+
+    # Face pipeline
+    model: str = Field(default="dlib-resnet-v1", description="Face model backend id.")
+    detector: Literal["hog", "cnn"] = Field(default="hog", description="dlib HOG or MMOD CNN detector.")
+    upsample: int = Field(default=1, ge=0, le=3, description="Detector upsampling passes.")
+    min_detector_score: float = Field(default=0.0, description="Drop detections below this score.")
+    max_pixels: int = Field(default=40_000_000, gt=0, description="Decompression-bomb cap (pixels).")
+    max_upload_bytes: int = Field(default=30 * 1024 * 1024, gt=0, description="Largest accepted file.")
+    max_faces_per_image: int = Field(default=64, gt=0)
+    thumbnail_size: int = Field(default=112, ge=32, le=512)
+
+    # Vector index
+    index_exact_max: int = Field(
+        default=50_000, description="Collections up to this many faces use exact search."
+    )
+    index_nprobe: int = Field(default=32, ge=1)
+
+    # Ingest
+    workers: int = Field(default_factory=_default_workers, ge=1)
+    commit_every: int = Field(default=64, ge=1, description="Images per ingest transaction.")
+
+    # Service
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'faceledger.db').resolve()}"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.home / "images"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.home / "thumbs"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment now (no caching: tests change the environment)."""
+    return Settings()
