@@ -106,15 +106,30 @@ def timed_build(fn: Any) -> tuple[VectorIndex, float, int]:
     return index, time.perf_counter() - t0, rss_bytes() - rss0
 
 
-def row(size: int, name: str, index: VectorIndex, build_s: float, rss: int, queries: F32,
-        truth: npt.NDArray[np.int64], picked: bool) -> dict[str, Any]:
+def row(
+    size: int,
+    name: str,
+    index: VectorIndex,
+    build_s: float,
+    rss: int,
+    queries: F32,
+    truth: npt.NDArray[np.int64],
+    picked: bool,
+) -> dict[str, Any]:
     p50, p99 = latency_ms(index, queries)
     _, found = index.search(queries, K)
     nbytes = index.serialized_size() if isinstance(index, FlatIndex | IvfIndex) else -1
     out = {
-        "size": size, "index": name, "kind": index.kind, "picked_by_build_index": picked,
-        "build_s": round(build_s, 2), "index_bytes": nbytes, "rss_delta_bytes": rss,
-        "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "recall_at_10": round(recall_at_k(found, truth), 4),
+        "size": size,
+        "index": name,
+        "kind": index.kind,
+        "picked_by_build_index": picked,
+        "build_s": round(build_s, 2),
+        "index_bytes": nbytes,
+        "rss_delta_bytes": rss,
+        "p50_ms": round(p50, 3),
+        "p99_ms": round(p99, 3),
+        "recall_at_10": round(recall_at_k(found, truth), 4),
     }
     if isinstance(index, IvfIndex):
         out |= {"nlist": index.nlist, "nprobe": index.nprobe}
@@ -122,7 +137,9 @@ def row(size: int, name: str, index: VectorIndex, build_s: float, rss: int, quer
     return out
 
 
-def bench_size(size: int, args: argparse.Namespace, real: F32 | None) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def bench_size(
+    size: int, args: argparse.Namespace, real: F32 | None
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
     rng = np.random.default_rng(args.seed + size)
     n_ids = size // PER_IDENTITY
     centres = make_centres(n_ids, rng, real)
@@ -133,9 +150,13 @@ def bench_size(size: int, args: argparse.Namespace, real: F32 | None) -> tuple[l
     same = np.einsum("ij,ij->i", gallery[pairs * PER_IDENTITY], gallery[pairs * PER_IDENTITY + 1])
     other = gallery[((pairs + 1 + rng.integers(n_ids - 1, size=2000)) % n_ids) * PER_IDENTITY]
     diff = np.einsum("ij,ij->i", gallery[pairs * PER_IDENTITY], other)
-    stats = {"same_cos_mean": float(same.mean()), "same_cos_std": float(same.std()),
-             "diff_cos_mean": float(diff.mean()), "diff_cos_std": float(diff.std()),
-             "diff_cos_p99": float(np.percentile(diff, 99))}
+    stats = {
+        "same_cos_mean": float(same.mean()),
+        "same_cos_std": float(same.std()),
+        "diff_cos_mean": float(diff.mean()),
+        "diff_cos_std": float(diff.std()),
+        "diff_cos_p99": float(np.percentile(diff, 99)),
+    }
     print(f"N={size}: {json.dumps({k: round(v, 3) for k, v in stats.items()})}", flush=True)
 
     def flat() -> VectorIndex:
@@ -145,14 +166,19 @@ def bench_size(size: int, args: argparse.Namespace, real: F32 | None) -> tuple[l
 
     exact, build_s, rss = timed_build(flat)
     _, truth = exact.search(queries, K)
-    rows = [row(size, "exact (flat)", exact, build_s, rss, queries, truth, size <= DEFAULT_EXACT_MAX)]
+    rows = [
+        row(size, "exact (flat)", exact, build_s, rss, queries, truth, size <= DEFAULT_EXACT_MAX)
+    ]
     del exact
     if size <= DEFAULT_EXACT_MAX:
         return rows, stats
     for nlist_arg in args.nlists.split(","):
         nlist = None if nlist_arg == "auto" else int(nlist_arg)
         ivf, build_s, rss = timed_build(
-            lambda nlist=nlist: build_index(MODEL, DIM, ids, gallery, nprobe=DEFAULT_NPROBE, nlist=nlist))
+            lambda nlist=nlist: build_index(
+                MODEL, DIM, ids, gallery, nprobe=DEFAULT_NPROBE, nlist=nlist
+            )
+        )
         assert isinstance(ivf, IvfIndex)
         for nprobe in sorted({DEFAULT_NPROBE, *map(int, args.nprobes.split(","))}):
             ivf.nprobe = nprobe
@@ -164,24 +190,31 @@ def bench_size(size: int, args: argparse.Namespace, real: F32 | None) -> tuple[l
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| N | index | build s | index MB | RSS delta MB | p50 ms | p99 ms | recall@10 |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| N | index | build s | index MB | RSS delta MB | p50 ms | p99 ms | recall@10 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         name = r["index"] + (" **(build_index)**" if r["picked_by_build_index"] else "")
         lines.append(
             f"| {r['size']:,} | {name} | {r['build_s']:.1f} | {r['index_bytes'] / 2**20:.0f} | "
             f"{r['rss_delta_bytes'] / 2**20:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-            f"{r['recall_at_10']:.4f} |")
+            f"{r['recall_at_10']:.4f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--centers", type=Path, help=".npy of real face embeddings (m, 128)")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--nprobes", default="16,32,64", help="extra IVF nprobe values to measure")
-    ap.add_argument("--nlists", default="auto", help="IVF nlist values ('auto' = build_index's choice)")
+    ap.add_argument(
+        "--nlists", default="auto", help="IVF nlist values ('auto' = build_index's choice)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/results/search.json"))
     args = ap.parse_args(argv)
@@ -202,15 +235,33 @@ def main(argv: list[str] | None = None) -> int:
         data[str(size)] = stats
     print(table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "faiss": faiss.__version__, "numpy": np.__version__, "platform": platform.platform()},
-        "data": {"dim": DIM, "per_identity": PER_IDENTITY, "sigma": SIGMA, "tau": TAU,
-                 "centers": str(args.centers) if args.centers else "random", "cosines": data},
-        "results": rows,
-        "markdown": table(rows),
-    }, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": " ".join(
+                    [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
+                ),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "faiss": faiss.__version__,
+                    "numpy": np.__version__,
+                    "platform": platform.platform(),
+                },
+                "data": {
+                    "dim": DIM,
+                    "per_identity": PER_IDENTITY,
+                    "sigma": SIGMA,
+                    "tau": TAU,
+                    "centers": str(args.centers) if args.centers else "random",
+                    "cosines": data,
+                },
+                "results": rows,
+                "markdown": table(rows),
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -84,21 +84,18 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) 
             if getattr(img, "is_animated", False):
                 img.seek(0)
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            rgb = _to_rgb(img)
+            rgb = _to_rgb(ImageOps.exif_transpose(img) or img)
             pixels = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(_reason(exc)) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(
+            f"refused as a possible decompression bomb: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError("not an image (unrecognised file content)") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise ImageError(f"corrupt or truncated image: {exc}") from exc
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ImageError(f"unexpected pixel layout {pixels.shape}")
     return DecodedImage(pixels=pixels, format=fmt, width=pixels.shape[1], height=pixels.shape[0])
 
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, UnidentifiedImageError):
-        return "not an image (unrecognised file content)"
-    return f"refused as a possible decompression bomb: {exc}"

@@ -60,8 +60,8 @@ def write_batch(
     original is not committed yet stay in ``dupes`` for the next batch."""
     for img in images:
         app.files.put(app.files.image_relpath(img.sha256, img.result.format), img.data)
-        for i, face in enumerate(img.result.faces):
-            app.files.put(app.files.thumb_relpath(img.sha256, i), face.thumbnail)
+        for i, result in enumerate(img.result.faces):
+            app.files.put(app.files.thumb_relpath(img.sha256, i), result.thumbnail)
     new_faces: list[Face] = []
     added: list[dict[str, Any]] = []
     with app.db.write() as s:
@@ -77,11 +77,11 @@ def write_batch(
             s.add(row)
             s.flush()
             s.add(_source(row.id, img.display, img.provenance))
-            for i, f in enumerate(img.result.faces):
+            for i, fr in enumerate(img.result.faces):
                 face = Face(image_id=row.id, collection_id=collection_id, face_index=i,
-                            box=f.box.as_list(), landmarks=[list(p) for p in f.landmarks],
-                            quality=f.quality.as_dict(), model_id=f.embedding.model_id,
-                            embedding=f.embedding.to_bytes(),
+                            box=fr.box.as_list(), landmarks=[list(p) for p in fr.landmarks],
+                            quality=fr.quality.as_dict(), model_id=fr.embedding.model_id,
+                            embedding=fr.embedding.to_bytes(),
                             thumbnail_path=app.files.thumb_relpath(img.sha256, i))
                 s.add(face)
                 new_faces.append(face)

@@ -89,26 +89,10 @@ class IndexStore:
         if len(extra):
             index.remove(extra)
         if len(missing):
-            wanted = set(missing.tolist())
-            with self.db.read() as s:
-                rows = s.execute(
-                    select(Face.id, Face.embedding).where(Face.id.in_(list(wanted)))
-                ).all() if len(wanted) < 30_000 else [
-                    r for r in s.execute(
-                        select(Face.id, Face.embedding).where(
-                            Face.collection_id == collection_id, Face.model_id == model_id)
-                    ).all() if r[0] in wanted
-                ]
-            self._add_rows(index, model_id, rows)
+            ids, vecs = self._db_vectors(model_id, collection_id)
+            mask = np.isin(ids, missing)
+            index.add(ids[mask], vecs[mask], model_id=model_id)
         self._after_change(index, model_id, collection_id)
-
-    def _add_rows(self, index: VectorIndex, model_id: str, rows: list[tuple[int, bytes]]
-                  | list[object]) -> None:
-        if not rows:
-            return
-        ids = np.asarray([r[0] for r in rows], dtype=np.int64)  # type: ignore[index]
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4")  # type: ignore[index]
-        index.add(ids, vecs.reshape(-1, DIM).astype(np.float32), model_id=model_id)
 
     def _after_change(self, index: VectorIndex, model_id: str, collection_id: int) -> None:
         # Grow from exact to approximate search once the collection passes the threshold.

@@ -237,7 +237,7 @@ class Ingest:
                         pool.shutdown(wait=False, cancel_futures=True)
                         pool = ProcessPoolExecutor(n_workers, mp_context=ctx,
                                                    initializer=_init_worker, initargs=(settings,))
-                        again = [job] + list(inflight.values())
+                        again = [job, *inflight.values()]
                         inflight.clear()
                         for j in again:
                             if j[2] in retried:

@@ -117,7 +117,8 @@ def verify(session: Session, batch: int = 5000) -> VerifyReport:
         for e in rows:
             bad = _check(e, expected_seq, prev_hash)
             if bad:
-                return VerifyReport(False, count, head.seq, head.hash, e.seq, bad)
+                first_bad = expected_seq if e.seq != expected_seq else e.seq
+                return VerifyReport(False, count, head.seq, head.hash, first_bad, bad)
             prev_hash = e.hash
             expected_seq = e.seq + 1
             last_seq = e.seq

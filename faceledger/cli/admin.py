@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+import sys
+from typing import Any
 
 import typer
 
@@ -52,8 +54,6 @@ def users_add(
 
 
 def _read_password() -> str:
-    import sys
-
     if sys.stdin.isatty():
         pw = getpass.getpass("Password: ")
         if pw != getpass.getpass("Again: "):
@@ -71,7 +71,7 @@ def users_list(as_json: bool = typer.Option(False, "--json")) -> None:
     with open_app() as app:
         login(app, "users.read")
         with app.db.read() as s:
-            rows = [{"name": u.name, "role": u.role, "disabled": u.disabled,
+            rows: list[dict[str, Any]] = [{"name": u.name, "role": u.role, "disabled": u.disabled,
                      "created_at": u.created_at.isoformat()} for u in accounts.list_users(s)]
     if as_json:
         emit_json(rows)

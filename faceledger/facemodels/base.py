@@ -54,7 +54,7 @@ def _ensure_builtin() -> None:
     if "dlib-resnet-v1" not in _REGISTRY:
         from faceledger.facemodels import dlib_backend
 
-        register_model(dlib_backend.CAPABILITIES, dlib_backend.DlibFaceModel)
+        register_model(dlib_backend.CAPABILITIES, dlib_backend.load)
 
 
 def available_models() -> dict[str, ModelCapabilities]:

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from faceledger.align import AlignedFace
-from faceledger.detect import Box, Detection
-from faceledger.embed import Embedding, normalise
-from faceledger.facemodels.base import ModelCapabilities, ModelOptions
+from faceledger.align import AlignedFace, Aligner
+from faceledger.detect import Box, Detection, Detector
+from faceledger.embed import Embedder, Embedding, normalise
+from faceledger.facemodels.base import FaceModel, ModelCapabilities, ModelOptions
 
 MODEL_ID = "dlib-resnet-v1"
 CHIP_SIZE = 150
@@ -107,10 +107,15 @@ class DlibEmbedder:
         return [Embedding(MODEL_ID, v) for v in vectors]
 
 
+def load(options: ModelOptions) -> FaceModel:
+    return DlibFaceModel(options)
+
+
 class DlibFaceModel:
     capabilities = CAPABILITIES
 
     def __init__(self, options: ModelOptions) -> None:
-        self.detector = DlibDetector(options.detector, options.upsample, options.min_score)
-        self.aligner = DlibAligner()
-        self.embedder = DlibEmbedder()
+        self.detector: Detector = DlibDetector(options.detector, options.upsample,
+                                               options.min_score)
+        self.aligner: Aligner = DlibAligner()
+        self.embedder: Embedder = DlibEmbedder()

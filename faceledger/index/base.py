@@ -140,7 +140,13 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         raise IndexFileError(f"index sidecar {side} is unreadable: {exc}", path=str(side)) from exc
     if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
         raise IndexFileError(f"index sidecar {side} has an unknown format", path=str(side))
-    for key, typ in (("kind", str), ("model_id", str), ("dim", int), ("count", int), ("bytes", int)):
+    for key, typ in (
+        ("kind", str),
+        ("model_id", str),
+        ("dim", int),
+        ("count", int),
+        ("bytes", int),
+    ):
         if not isinstance(meta.get(key), typ):
             raise IndexFileError(f"index sidecar {side} lacks a valid {key!r}", path=str(side))
     return meta

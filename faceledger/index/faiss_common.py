@@ -182,9 +182,7 @@ class FaissIndex:
 
     def _ids_locked(self) -> IdArray:
         if self._id_cache is None:
-            self._id_cache = (
-                self._collect_ids() if self.count() else np.empty(0, dtype=np.int64)
-            )
+            self._id_cache = self._collect_ids() if self.count() else np.empty(0, dtype=np.int64)
         return self._id_cache
 
     # ------------------------------------------------------------- persistence

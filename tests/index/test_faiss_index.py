@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import numpy.typing as npt
@@ -26,8 +27,12 @@ def random_units(n: int, dim: int = DIM, seed: int = 0) -> npt.NDArray[np.float3
     return unit(np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32))
 
 
-def ready_index(kind: str, vectors: npt.NDArray[np.float32], ids: npt.NDArray[np.int64]) -> VectorIndex:
-    index = create_index(kind, MODEL, vectors.shape[1], **({"nlist": 8, "nprobe": 8} if kind == "ivf" else {}))
+def ready_index(
+    kind: str, vectors: npt.NDArray[np.float32], ids: npt.NDArray[np.int64]
+) -> VectorIndex:
+    index = create_index(
+        kind, MODEL, vectors.shape[1], **({"nlist": 8, "nprobe": 8} if kind == "ivf" else {})
+    )
     if isinstance(index, IvfIndex):
         index.train(vectors)
     index.add(ids, vectors)
@@ -61,7 +66,9 @@ def test_exact_search_returns_true_neighbours_and_cosines() -> None:
     assert f[0, 0] == 1007 and s[0, 0] == pytest.approx(1.0, abs=1e-5)
 
 
-def test_ivf_recall_at_10_vs_exact(clustered: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]) -> None:
+def test_ivf_recall_at_10_vs_exact(
+    clustered: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
+) -> None:
     vectors, centres = clustered
     ids = np.arange(vectors.shape[0], dtype=np.int64) * 3 + 5
     exact = FlatIndex(MODEL, 128)
@@ -187,3 +194,39 @@ def test_empty_index_search_returns_missing(kind: str) -> None:
 def test_import_does_not_load_faiss() -> None:
     code = "import sys, faceledger.index; assert 'faiss' not in sys.modules, 'faiss imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_concurrent_add_search_remove(kind: str) -> None:
+    vectors, _ = face_like(200, 10, dim=DIM, seed=12)
+    index = ready_index(kind, vectors[:500], np.arange(500, dtype=np.int64))
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for start in range(500, 2000, 100):
+                index.add(
+                    np.arange(start, start + 100, dtype=np.int64), vectors[start : start + 100]
+                )
+                index.remove(np.arange(start, start + 10, dtype=np.int64))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for _ in range(50):
+                _, found = index.search(vectors[:20], 5)
+                assert (found[:, 0] >= 0).all()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=reader) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert index.count() == 2000 - 150
+    assert index.ids().size == 2000 - 150

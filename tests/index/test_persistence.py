@@ -14,6 +14,7 @@ from faceledger.index import (
     build_index,
     create_index,
     load_index,
+    nlist_for,
     sidecar_path,
 )
 
@@ -115,7 +116,7 @@ def test_build_index_picks_flat_below_threshold_and_ivf_above() -> None:
     assert small.count() == 1000
     big = build_index(MODEL, DIM, ids, vectors, exact_max=1000, nprobe=16)
     assert isinstance(big, IvfIndex) and big.capabilities.approximate
-    assert big.count() == 3000 and big.nprobe == 16 and big.nlist == 64
+    assert big.count() == 3000 and big.nprobe == 16 and big.nlist == nlist_for(3000)
     assert big.model_id == MODEL
     _, found = big.search(vectors[:20], 1)
     np.testing.assert_array_equal(found[:, 0], ids[:20])
