@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
@@ -200,33 +200,20 @@ def test_import_does_not_load_faiss() -> None:
 def test_concurrent_add_search_remove(kind: str) -> None:
     vectors, _ = face_like(200, 10, dim=DIM, seed=12)
     index = ready_index(kind, vectors[:500], np.arange(500, dtype=np.int64))
-    errors: list[BaseException] = []
 
     def writer() -> None:
-        try:
-            for start in range(500, 2000, 100):
-                index.add(
-                    np.arange(start, start + 100, dtype=np.int64), vectors[start : start + 100]
-                )
-                index.remove(np.arange(start, start + 10, dtype=np.int64))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for start in range(500, 2000, 100):
+            index.add(np.arange(start, start + 100, dtype=np.int64), vectors[start : start + 100])
+            index.remove(np.arange(start, start + 10, dtype=np.int64))
 
     def reader() -> None:
-        try:
-            for _ in range(50):
-                _, found = index.search(vectors[:20], 5)
-                assert (found[:, 0] >= 0).all()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for _ in range(50):
+            _, found = index.search(vectors[:20], 5)
+            assert (found[:, 0] >= 0).all()
 
-    threads = [threading.Thread(target=writer)] + [
-        threading.Thread(target=reader) for _ in range(3)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(writer)] + [pool.submit(reader) for _ in range(3)]
+        for future in futures:
+            future.result()  # re-raises any failure in the thread
     assert index.count() == 2000 - 150
     assert index.ids().size == 2000 - 150
