@@ -28,7 +28,7 @@ run: install
 	$(VENV)/bin/faceledger serve
 
 bench: install
-	$(PY) -m pip install --quiet -e ".[bench]" --no-deps face_recognition==1.3.0
+	$(PY) -m pip install --quiet --no-deps face_recognition==1.3.0
 	$(PY) bench/run_all.py --lfw $(or $(LFW),../shared/facedata/lfw) --out bench/results
 
 clean:

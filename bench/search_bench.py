@@ -166,18 +166,14 @@ def bench_size(
 
     exact, build_s, rss = timed_build(flat)
     _, truth = exact.search(queries, K)
-    rows = [
-        row(size, "exact (flat)", exact, build_s, rss, queries, truth, size <= DEFAULT_EXACT_MAX)
-    ]
+    rows = [row(size, "exact (flat)", exact, build_s, rss, queries, truth, size <= DEFAULT_EXACT_MAX)]
     del exact
     if size <= DEFAULT_EXACT_MAX:
         return rows, stats
     for nlist_arg in args.nlists.split(","):
         nlist = None if nlist_arg == "auto" else int(nlist_arg)
         ivf, build_s, rss = timed_build(
-            lambda nlist=nlist: build_index(
-                MODEL, DIM, ids, gallery, nprobe=DEFAULT_NPROBE, nlist=nlist
-            )
+            lambda nlist=nlist: build_index(MODEL, DIM, ids, gallery, nprobe=DEFAULT_NPROBE, nlist=nlist)
         )
         assert isinstance(ivf, IvfIndex)
         for nprobe in sorted({DEFAULT_NPROBE, *map(int, args.nprobes.split(","))}):
@@ -205,16 +201,12 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--centers", type=Path, help=".npy of real face embeddings (m, 128)")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--nprobes", default="16,32,64", help="extra IVF nprobe values to measure")
-    ap.add_argument(
-        "--nlists", default="auto", help="IVF nlist values ('auto' = build_index's choice)"
-    )
+    ap.add_argument("--nlists", default="auto", help="IVF nlist values ('auto' = build_index's choice)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/results/search.json"))
     args = ap.parse_args(argv)
@@ -238,9 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(
         json.dumps(
             {
-                "command": " ".join(
-                    [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
-                ),
+                "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
                 "machine": {
                     "cpus": os.cpu_count(),
                     "python": platform.python_version(),

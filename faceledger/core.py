@@ -15,6 +15,7 @@ from faceledger.db.engine import Database
 from faceledger.db.schema import User
 from faceledger.errors import ConflictError
 from faceledger.indexstore import IndexStore
+from faceledger.passwords import hash_password
 from faceledger.pipeline import FacePipeline
 from faceledger.settings import Settings
 from faceledger.storage import FileStore
@@ -40,8 +41,9 @@ class Faceledger:
             self._pipeline = FacePipeline.from_settings(self.settings)
         return self._pipeline
 
-    def initialise(self, admin_name: str) -> tuple[User, str]:
-        """Create the data home, the schema and the first admin; returns the admin's token."""
+    def initialise(self, admin_name: str, password: str | None = None) -> tuple[User, str]:
+        """Create the data home, the schema and the first admin; returns the admin's token.
+        ``password`` (optional) lets the admin sign in to the web UI."""
         self.settings.home.mkdir(parents=True, exist_ok=True)
         for sub in ("images", "thumbs", "index"):
             (self.settings.home / sub).mkdir(exist_ok=True)
@@ -57,7 +59,9 @@ class Faceledger:
                           {"home": str(self.settings.home), "model": self.model_id,
                            "at": datetime.now(UTC).isoformat()})
             seed_calibrations(s)
-            user, token = accounts.create_user(s, admin_name, "admin", actor=None)
+            user, token = accounts.create_user(
+                s, admin_name, "admin", actor=None,
+                password_hash=hash_password(password) if password else None)
         return user, token
 
     def authenticate(self, token: str | None) -> Principal:

@@ -53,7 +53,7 @@ def write_batch(
     app: Faceledger, summary: IngestSummary, collection_id: int, actor: str,
     images: Sequence[PendingImage], dupes: list[tuple[SourceItem, str, Provenance]],
     rejects: Sequence[Rejection],
-) -> list[tuple[str, np.ndarray, np.ndarray]]:
+) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
     """Write files, then commit rows + one ledger entry in one transaction.
 
     Returns (model_id, face ids, vectors) to add to the index after the commit. Duplicates whose
@@ -89,6 +89,7 @@ def write_batch(
             summary.faces += len(img.result.faces)
             added.append({"sha256": img.sha256, "faces": len(img.result.faces)})
         s.flush()
+        version = bump_faces_version(s, collection_id) if new_faces else 0
         pending: list[tuple[SourceItem, str, Provenance]] = []
         new_sources = 0
         for item, sha, prov in dupes:
@@ -124,8 +125,21 @@ def write_batch(
     for model_id, faces in by_model.items():
         ids = np.asarray([f.id for f in faces], dtype=np.int64)
         vecs = np.frombuffer(b"".join(f.embedding for f in faces), dtype="<f4").reshape(-1, 128)
-        out.append((model_id, ids, vecs.astype(np.float32)))
+        out.append((model_id, ids, vecs.astype(np.float32), version))
     return out
+
+
+def bump_faces_version(session: Session, collection_id: int) -> int:
+    col = session.get(Collection, collection_id)
+    assert col is not None
+    col.faces_version = (col.faces_version or 0) + 1
+    return col.faces_version
+
+
+def faces_version(session: Session, collection_id: int) -> int:
+    v = session.execute(select(Collection.faces_version)
+                        .where(Collection.id == collection_id)).scalar_one_or_none()
+    return int(v or 0)
 
 
 def faces_with_provenance(session: Session, face_ids: Sequence[int]) -> dict[int, Face]:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from faceledger.db.engine import Database
 from faceledger.db.schema import Face
 from faceledger.embed import check_same_model
+from faceledger.gallery import faces_version
 from faceledger.index import VectorIndex, build_index, load_index
 
 DIM = 128
@@ -29,6 +30,7 @@ class IndexStore:
         self.nprobe = nprobe
         self._open: dict[tuple[str, int], VectorIndex] = {}
         self._dirty: set[tuple[str, int]] = set()
+        self._seen: dict[tuple[str, int], int] = {}  # collection faces_version last reconciled
         self._lock = threading.RLock()
 
     def _path(self, model_id: str, collection_id: int) -> Path:
@@ -64,20 +66,32 @@ class IndexStore:
             self._dirty.discard((model_id, collection_id))
             return index
 
+    def _version(self, collection_id: int) -> int:
+        with self.db.read() as s:
+            return faces_version(s, collection_id)
+
     def get(self, model_id: str, collection_id: int) -> VectorIndex:
-        """The collection's index, loaded and reconciled with the database on first use."""
+        """The collection's index, loaded and reconciled with the database on first use, and
+        again whenever another process changed the collection's faces."""
         key = (model_id, collection_id)
         with self._lock:
+            version = self._version(collection_id)
             if key in self._open:
+                index = self._open[key]
+                if self._seen.get(key) != version:
+                    self._reconcile(index, model_id, collection_id)
+                    self._seen[key] = version
                 return self._open[key]
             path = self._path(model_id, collection_id)
             if not path.exists():
-                return self.rebuild(model_id, collection_id)
-            index = load_index(path)
-            check_same_model(model_id, index.model_id)
-            self._open[key] = index
-            self._reconcile(index, model_id, collection_id)
-            return index
+                index = self.rebuild(model_id, collection_id)
+            else:
+                index = load_index(path)
+                check_same_model(model_id, index.model_id)
+                self._open[key] = index
+                self._reconcile(index, model_id, collection_id)
+            self._seen[key] = version
+            return self._open[key]
 
     def _reconcile(self, index: VectorIndex, model_id: str, collection_id: int) -> None:
         db_ids = self._db_ids(model_id, collection_id)
@@ -109,9 +123,17 @@ class IndexStore:
                 self._open[key].save(self._path(*key))
             self._dirty.clear()
 
-    def add(self, model_id: str, collection_id: int, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, model_id: str, collection_id: int, ids: np.ndarray, vectors: np.ndarray,
+            version: int) -> None:
+        """Add faces this process just committed as ``version`` of the collection. If any other
+        change came in between, reconcile with the database instead."""
+        key = (model_id, collection_id)
         with self._lock:
-            index = self.get(model_id, collection_id)
+            if key in self._open and self._seen.get(key) == version - 1:
+                index = self._open[key]
+                self._seen[key] = version
+            else:
+                index = self.get(model_id, collection_id)
             keep = ~np.isin(ids, index.ids())
             if keep.any():
                 index.add(ids[keep], vectors[keep], model_id=model_id)

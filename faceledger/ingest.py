@@ -96,6 +96,14 @@ def _pid_alive(pid: int) -> bool:
     return pid != os.getpid()
 
 
+@dataclass
+class PreparedJob:
+    summary: IngestSummary
+    collection_id: int
+    items: list[SourceItem]
+    provenance: dict[str, Provenance]
+
+
 class Ingest:
     def __init__(self, app: Faceledger, principal: Principal) -> None:
         require(principal.role, "ingest", principal.name)
@@ -105,6 +113,11 @@ class Ingest:
 
     def run(self, paths: list[Path], collection: str, manifest: Path | None = None,
             progress: ProgressFn | None = None, workers: int | None = None) -> IngestSummary:
+        return self.execute(self.prepare(paths, collection, manifest), progress, workers)
+
+    def prepare(self, paths: list[Path], collection: str, manifest: Path | None = None
+                ) -> PreparedJob:
+        """Validate the request, list the files and open the job (ledgered)."""
         app = self.app
         with app.db.read() as s:
             col = get_collection(s, collection)
@@ -126,6 +139,13 @@ class Ingest:
                           {"job": job.id, "collection": col_name, "sources": job.sources,
                            "manifest": str(manifest) if manifest else None,
                            "files": len(items), "model": app.model_id}, actor=self.principal.name)
+        return PreparedJob(summary, col_id, items, provenance)
+
+    def execute(self, job: PreparedJob, progress: ProgressFn | None = None,
+                workers: int | None = None) -> IngestSummary:
+        """Process a prepared job to the end."""
+        app = self.app
+        summary, col_id, items, provenance = job.summary, job.collection_id, job.items, job.provenance
         t0 = time.perf_counter()
         batch = _Batch(app, summary, col_id, self.principal.name)
         seen: set[str] = set()
@@ -289,7 +309,7 @@ class _Batch:
             return
         added_faces = write_batch(self.app, self.summary, self.collection_id, self.actor,
                                   self.images, self.dupes, self.rejects)
-        for model_id, ids, vecs in added_faces:
-            self.app.indexes.add(model_id, self.collection_id, ids, vecs)
+        for model_id, ids, vecs, version in added_faces:
+            self.app.indexes.add(model_id, self.collection_id, ids, vecs, version)
         self.images, self.rejects = [], []  # unresolved dupes stay for the next commit
         self.last_commit = time.monotonic()

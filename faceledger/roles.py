@@ -18,6 +18,9 @@ class Role(StrEnum):
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "search": frozenset({Role.investigator, Role.supervisor}),
     "faces.read": frozenset({Role.investigator, Role.supervisor}),
+    "searches.read": frozenset({Role.investigator, Role.supervisor}),  # own; supervisors: all
+    "reviews.write": frozenset({Role.investigator, Role.supervisor}),
+    "jobs.read": frozenset({Role.admin}),
     "collections.read": frozenset(Role),
     "collections.manage": frozenset({Role.admin}),
     "ingest": frozenset({Role.admin}),

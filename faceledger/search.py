@@ -152,6 +152,8 @@ def run_search(app: Faceledger, principal: Principal, probe: bytes, req: SearchR
     if not 0 <= idx < len(result.faces):
         raise ValidationError(f"--face {idx} is out of range: the probe has {len(faces)} face(s)")
     query = result.faces[idx].embedding
+    probe_path = app.files.probe_relpath(probe_sha or "", result.format)
+    app.files.put(probe_path, probe)
 
     with app.db.read() as s:
         cols = collection_face_counts(s, query.model_id, req.collections)
@@ -196,7 +198,8 @@ def run_search(app: Faceledger, principal: Principal, probe: bytes, req: SearchR
                      legal_basis=req.legal_basis or "", mode=req.mode, model_id=query.model_id,
                      threshold=threshold, top_k=req.top_k, probe_sha256=probe_sha or "",
                      started_at=started, finished_at=finished, ledger_seq=entry.seq,
-                     result_count=len(candidates))
+                     result_count=len(candidates), face_index=idx, probe_path=probe_path,
+                     probe_box=result.faces[idx].box.as_list())
         s.add(row)
         s.flush()
         search_id = row.id

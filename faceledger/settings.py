@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     index_exact_max: int = Field(
         default=50_000, description="Collections up to this many faces use exact search."
     )
-    index_nprobe: int = Field(default=32, ge=1)
+    index_nprobe: int = Field(default=64, ge=1, description="IVF lists probed per query.")
 
     # Ingest
     workers: int = Field(default_factory=_default_workers, ge=1)
@@ -49,6 +49,19 @@ class Settings(BaseSettings):
     # Service
     host: str = "127.0.0.1"
     port: int = 8000
+    cookie_secure: bool = Field(default=True, description="Send the session cookie over HTTPS "
+                                "only (browsers also allow it on http://localhost).")
+    session_hours: float = Field(default=8.0, gt=0, description="Web sign-in lifetime.")
+    max_upload_files: int = Field(default=2000, ge=1, description="Files in one ingest upload.")
+    max_request_bytes: int = Field(default=512 * 1024 * 1024, gt=0,
+                                   description="Largest request body (ingest uploads).")
+    purposes: list[str] = Field(default=["criminal investigation", "missing person",
+                                         "victim identification", "intelligence"],
+                                description="Purposes offered in the web search form.")
+    offences: list[str] = Field(default=["homicide", "robbery", "burglary", "assault",
+                                         "sexual offence", "fraud", "drugs", "terrorism",
+                                         "other"],
+                                description="Offence types offered in the web search form.")
 
     @property
     def db_url(self) -> str:

@@ -36,6 +36,9 @@ class FileStore:
     def image_relpath(self, sha256: str, fmt: str) -> str:
         return f"images/{sha256[:2]}/{sha256}{_EXT.get(fmt, '.bin')}"
 
+    def probe_relpath(self, sha256: str, fmt: str) -> str:
+        return f"probes/{sha256[:2]}/{sha256}{_EXT.get(fmt, '.bin')}"
+
     def thumb_relpath(self, sha256: str, face_index: int) -> str:
         return f"thumbs/{sha256[:2]}/{sha256}_{face_index}.jpg"
 

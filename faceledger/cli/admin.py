@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import secrets
 import sys
 from typing import Any
 
@@ -20,12 +21,15 @@ def init(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create the data home, the database and the first admin; print its token once."""
+    password = secrets.token_urlsafe(12)
     with open_app() as app:
-        user, token = app.initialise(admin)
+        user, token = app.initialise(admin, password)
         if as_json:
-            emit_json({"user": user.name, "role": user.role, "token": token})
+            emit_json({"user": user.name, "role": user.role, "token": token,
+                       "password": password})
             return
         typer.echo(f"Initialised faceledger in {app.settings.home.resolve()}")
+        typer.echo(f"Web sign-in: user {user.name}, password {password} (shown once)")
         typer.echo(f"First admin: {user.name}. Its API token is shown once; keep it safe "
                    "(export FACELEDGER_TOKEN=...):")
         typer.echo(token)
@@ -105,6 +109,30 @@ def users_token(name: str, as_json: bool = typer.Option(False, "--json")) -> Non
     typer.echo(token)
 
 
+def serve(
+    host: str | None = typer.Option(None, help="Default: FACELEDGER_HOST (127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Default: FACELEDGER_PORT (8000)."),
+) -> None:
+    """Run the REST API and web UI (models load once at start-up)."""
+    import uvicorn
+
+    from faceledger.api.app import create_app
+    from faceledger.settings import get_settings
+
+    settings = get_settings()
+    settings = settings.model_copy(update={"host": host or settings.host,
+                                           "port": port or settings.port})
+    with open_app() as app:
+        app.db.require_initialised()
+    url = f"http://{settings.host}:{settings.port}/"
+    typer.echo(f"faceledger on {url}  (API docs {url}docs). Sign in with the admin name and "
+               "password `faceledger init` printed; API clients send 'Authorization: Bearer "
+               "<token>'.")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="info", proxy_headers=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
+    app.command("serve")(serve)
     app.add_typer(users, name="users")

@@ -54,6 +54,8 @@ class Collection(Base):
     legal_basis: Mapped[str] = mapped_column(Text)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Bumped whenever the collection's faces change, so other processes' indexes notice.
+    faces_version: Mapped[int] = mapped_column(BigInteger, default=0)
     owner: Mapped[User] = relationship()
 
 
@@ -153,6 +155,37 @@ class Search(Base):
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ledger_seq: Mapped[int] = mapped_column(BigInteger)
     result_count: Mapped[int] = mapped_column(Integer)
+    face_index: Mapped[int] = mapped_column(Integer, default=0)
+    probe_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    probe_box: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    user: Mapped[User] = relationship()
+
+
+class Review(Base):
+    """One person's verdict on one candidate of one search. Two different people must confirm
+    before a candidate counts as confirmed."""
+
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("searches.id"), index=True)
+    face_id: Mapped[int] = mapped_column(Integer, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decision: Mapped[str] = mapped_column(String(20))  # confirmed | rejected
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)
+    user: Mapped[User] = relationship()
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a random id; only its hash is stored."""
+
+    __tablename__ = "web_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Calibration(Base):

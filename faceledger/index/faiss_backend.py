@@ -61,10 +61,7 @@ class FlatIndex(FaissIndex):
         if not isinstance(index, faiss.IndexIDMap2):
             raise IndexFileError(f"expected a faiss IndexIDMap2, got {type(index).__name__}")
         inner = faiss.downcast_index(index.index)
-        if (
-            not isinstance(inner, faiss.IndexFlat)
-            or inner.metric_type != faiss.METRIC_INNER_PRODUCT
-        ):
+        if not isinstance(inner, faiss.IndexFlat) or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise IndexFileError("expected an inner-product IndexFlat inside the IndexIDMap2")
         return index
 
@@ -100,9 +97,7 @@ class IvfIndex(FaissIndex):
         seed: int = 1234,
     ) -> None:
         super().__init__(model_id, dim, threads=threads)
-        if nlist is not None and (
-            isinstance(nlist, bool) or not isinstance(nlist, int) or nlist < 1
-        ):
+        if nlist is not None and (isinstance(nlist, bool) or not isinstance(nlist, int) or nlist < 1):
             raise ValidationError(f"nlist must be a positive integer, got {nlist!r}")
         self._nlist = nlist
         self._seed = int(seed)
@@ -163,9 +158,7 @@ class IvfIndex(FaissIndex):
             self._index = index
 
     def _raw_search(self, q: VectorArray, k: int) -> tuple[ScoreArray, IdArray]:
-        params = faiss_module().SearchParametersIVF(
-            nprobe=min(self._nprobe, int(self._index.nlist))
-        )
+        params = faiss_module().SearchParametersIVF(nprobe=min(self._nprobe, int(self._index.nlist)))
         scores, ids = self._index.search(q, k, params=params)
         return scores, ids
 
@@ -189,13 +182,8 @@ class IvfIndex(FaissIndex):
 
     def _check_loaded(self, index: Any) -> Any:
         faiss = faiss_module()
-        if (
-            not isinstance(index, faiss.IndexIVFFlat)
-            or index.metric_type != faiss.METRIC_INNER_PRODUCT
-        ):
-            raise IndexFileError(
-                f"expected an inner-product IndexIVFFlat, got {type(index).__name__}"
-            )
+        if not isinstance(index, faiss.IndexIVFFlat) or index.metric_type != faiss.METRIC_INNER_PRODUCT:
+            raise IndexFileError(f"expected an inner-product IndexIVFFlat, got {type(index).__name__}")
         return index
 
     @classmethod

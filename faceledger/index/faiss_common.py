@@ -137,7 +137,11 @@ class FaissIndex:
                     f"{clash.size} id(s) are already in the index, e.g. {int(clash[0])}; remove them first",
                     ids=clash[:10].tolist(),
                 )
-            self._index.add_with_ids(vecs, new_ids)
+            try:
+                self._index.add_with_ids(vecs, new_ids)
+            except BaseException:
+                self._id_cache = None  # recollect from faiss: the add may have been partial
+                raise
             self._id_cache = np.concatenate([present, new_ids])
 
     def search(
@@ -263,7 +267,5 @@ class FaissIndex:
 def sidecar_for(path: Path, kind: str) -> dict[str, Any]:
     meta = read_sidecar(path)
     if meta["kind"] != kind:
-        raise IndexFileError(
-            f"index file {path} is a {meta['kind']!r} index, not {kind!r}", path=str(path)
-        )
+        raise IndexFileError(f"index file {path} is a {meta['kind']!r} index, not {kind!r}", path=str(path))
     return meta

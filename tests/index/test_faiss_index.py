@@ -27,9 +27,7 @@ def random_units(n: int, dim: int = DIM, seed: int = 0) -> npt.NDArray[np.float3
     return unit(np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32))
 
 
-def ready_index(
-    kind: str, vectors: npt.NDArray[np.float32], ids: npt.NDArray[np.int64]
-) -> VectorIndex:
+def ready_index(kind: str, vectors: npt.NDArray[np.float32], ids: npt.NDArray[np.int64]) -> VectorIndex:
     index = create_index(
         kind, MODEL, vectors.shape[1], **({"nlist": 8, "nprobe": 8} if kind == "ivf" else {})
     )

@@ -1,0 +1,90 @@
+"""FastAPI dependencies: the app context, who is calling, and what they may do.
+
+Routes declare ``Depends(need("permission"))`` and nothing else about auth. A caller is a bearer
+token (API clients) or a session cookie (the web UI); cookie callers must also present the
+session's CSRF token on every state-changing request."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from faceledger import accounts, websessions
+from faceledger.accounts import Principal
+from faceledger.core import Faceledger
+from faceledger.errors import AuthenticationError, PermissionDeniedError
+from faceledger.roles import PERMISSIONS, require
+
+SESSION_COOKIE = "faceledger_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_core(request: Request) -> Faceledger:
+    core: Faceledger = request.app.state.core
+    return core
+
+
+Core = Annotated[Faceledger, Depends(get_core)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    via: str  # "token" | "session"
+    csrf: str | None = None
+
+
+async def _csrf_from_request(request: Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def optional_caller(request: Request, core: Core) -> Caller | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        with core.db.read() as s:
+            return Caller(accounts.authenticate(s, auth[7:].strip()), "token")
+    sid = request.cookies.get(SESSION_COOKIE)
+    if not sid:
+        return None
+    with core.db.read() as s:
+        found = websessions.resolve(s, sid)
+    if found is None:
+        return None
+    principal, csrf = found
+    if request.method not in SAFE_METHODS:
+        sent = await _csrf_from_request(request)
+        if not sent or not hmac.compare_digest(sent, csrf):
+            raise PermissionDeniedError("missing or wrong CSRF token", reason="csrf")
+    return Caller(principal, "session", csrf)
+
+
+async def current_caller(caller: Annotated[Caller | None, Depends(optional_caller)]) -> Caller:
+    if caller is None:
+        raise AuthenticationError("sign in, or send 'Authorization: Bearer <token>'")
+    return caller
+
+
+def need(permission: str) -> Callable[..., Caller]:
+    """Dependency factory: the caller must hold ``permission`` (see faceledger.roles)."""
+    if permission not in PERMISSIONS:
+        raise KeyError(permission)
+
+    def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+        require(caller.principal.role, permission, caller.principal.name)
+        return caller
+
+    dependency.permission = permission  # type: ignore[attr-defined]
+    return dependency

@@ -1,0 +1,28 @@
+"""REST routes, one module per area, all under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from faceledger.api.routes import (
+    collections,
+    faces,
+    health,
+    ingest,
+    ledger,
+    searches,
+    users,
+)
+
+PREFIX = "/api/v1"
+
+
+def register_api(app: FastAPI) -> None:
+    import swagger_ui_bundle
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+              name="swagger")
+    app.include_router(health.router)
+    for module in (collections, ingest, searches, faces, ledger, users):
+        app.include_router(module.router, prefix=PREFIX)

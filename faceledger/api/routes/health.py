@@ -1,0 +1,38 @@
+"""Liveness, readiness, API docs (served from the installed swagger-ui-bundle, no CDN)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from faceledger import __version__
+
+router = APIRouter(tags=["health"])
+PUBLIC = True  # no route here needs a caller
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/ready")
+def ready(request: Request) -> JSONResponse:
+    ok = bool(getattr(request.app.state, "ready", False))
+    body: dict[str, Any] = {"ready": ok}
+    if ok:
+        core = request.app.state.core
+        body["model"] = core.model_id
+        body["models_loaded"] = core._pipeline is not None
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/docs", include_in_schema=False)
+def docs() -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url="/api/v1/openapi.json", title="faceledger API",
+        swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+        swagger_css_url="/static/swagger/swagger-ui.css", swagger_favicon_url="")

@@ -1,0 +1,138 @@
+"""Reading searches back, and two-person review of their candidates."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from faceledger import ledger
+from faceledger.accounts import Principal
+from faceledger.db.schema import LedgerEntry, Review, Search
+from faceledger.errors import NotFoundError, ValidationError
+from faceledger.gallery import faces_with_provenance
+from faceledger.roles import Role, require
+
+DECISIONS = ("confirmed", "rejected")
+
+
+@dataclass(frozen=True)
+class CandidateState:
+    status: str  # unreviewed | confirmed_once | confirmed | rejected | disputed
+    confirmations: list[str]
+    rejections: list[str]
+
+
+def get_search(session: Session, principal: Principal, search_id: int) -> Search:
+    require(principal.role, "searches.read", principal.name)
+    row = session.get(Search, search_id)
+    if row is None:
+        raise NotFoundError(f"no search {search_id}")
+    return row
+
+
+def list_searches(session: Session, principal: Principal, limit: int = 50,
+                  mine: bool = True) -> list[Search]:
+    """The caller's searches (supervisors may list everyone's)."""
+    require(principal.role, "searches.read", principal.name)
+    q = select(Search).order_by(Search.id.desc()).limit(limit)
+    if mine or principal.role != Role.supervisor:
+        q = q.where(Search.user_id == principal.user_id)
+    return list(session.execute(q).scalars())
+
+
+def stored_candidates(session: Session, search: Search) -> list[dict[str, Any]]:
+    """The result set as ledgered (empty once purged)."""
+    entry = session.get(LedgerEntry, search.ledger_seq)
+    if entry is None or entry.payload is None:
+        return []
+    payload = json.loads(entry.payload)
+    return list(payload.get("candidates", []))
+
+
+def states(session: Session, search_id: int) -> dict[int, CandidateState]:
+    out: dict[int, tuple[list[str], list[str]]] = {}
+    for r in session.execute(select(Review).where(Review.search_id == search_id)
+                             .order_by(Review.id)).scalars():
+        conf, rej = out.setdefault(r.face_id, ([], []))
+        # A person's latest verdict counts; earlier ones stay in the ledger.
+        for lst in (conf, rej):
+            if r.user.name in lst:
+                lst.remove(r.user.name)
+        (conf if r.decision == "confirmed" else rej).append(r.user.name)
+    result = {}
+    for face_id, (conf, rej) in out.items():
+        if rej and conf:
+            status = "disputed"
+        elif rej:
+            status = "rejected"
+        elif len(conf) >= 2:
+            status = "confirmed"
+        elif conf:
+            status = "confirmed_once"
+        else:
+            status = "unreviewed"
+        result[face_id] = CandidateState(status, conf, rej)
+    return result
+
+
+def search_detail(session: Session, principal: Principal, search_id: int) -> dict[str, Any]:
+    s = get_search(session, principal, search_id)
+    cands = stored_candidates(session, s)
+    faces = faces_with_provenance(session, [c["face_id"] for c in cands])
+    st = states(session, s.id)
+    rows = []
+    for c in cands:
+        f = faces.get(c["face_id"])
+        state = st.get(c["face_id"], CandidateState("unreviewed", [], []))
+        item: dict[str, Any] = {"rank": c["rank"], "face_id": c["face_id"],
+                                "similarity": c["score"], "erased": f is None,
+                                "review": {"status": state.status,
+                                           "confirmed_by": state.confirmations,
+                                           "rejected_by": state.rejections}}
+        if f is not None:
+            src = f.image.sources
+            item.update({
+                "image_id": f.image_id, "collection": f.image.collection.name,
+                "box": f.box, "image_size": [f.image.width, f.image.height],
+                "source_url": src[0].source_url if src else None,
+                "page_url": src[0].page_url if src else None,
+                "title": src[0].title if src else None,
+                "captured_at": src[0].captured_at.isoformat() if src and src[0].captured_at
+                else None,
+                "sources": [{"source_url": x.source_url, "page_url": x.page_url,
+                             "original_path": x.original_path} for x in src],
+            })
+        rows.append(item)
+    return {"search_id": s.id, "user": s.user.name, "case": s.case_ref, "purpose": s.purpose,
+            "offence": s.offence, "legal_basis": s.legal_basis, "mode": s.mode,
+            "threshold": s.threshold, "model_id": s.model_id, "top_k": s.top_k,
+            "started_at": s.started_at.isoformat(), "ledger_seq": s.ledger_seq,
+            "probe_box": s.probe_box, "face_index": s.face_index, "candidates": rows}
+
+
+def review(session: Session, principal: Principal, search_id: int, face_id: int,
+           decision: str, note: str) -> CandidateState:
+    require(principal.role, "reviews.write", principal.name)
+    if decision not in DECISIONS:
+        raise ValidationError("decision must be 'confirmed' or 'rejected'")
+    if len(note) > 2000:
+        raise ValidationError("note is too long (2000 characters at most)")
+    # Reviewers need not be the searcher, but must be allowed to see the search.
+    s = session.get(Search, search_id)
+    if s is None:
+        raise NotFoundError(f"no search {search_id}")
+    if face_id not in {c["face_id"] for c in stored_candidates(session, s)}:
+        raise NotFoundError(f"face {face_id} is not a candidate of search {search_id}")
+    entry = ledger.append(session, "review", {
+        "search": search_id, "face_id": face_id, "decision": decision, "note": note,
+        "user": principal.name, "role": principal.role}, actor=principal.name, case_ref=s.case_ref)
+    session.add(Review(search_id=search_id, face_id=face_id, user_id=principal.user_id,
+                       decision=decision, note=note, created_at=datetime.now(UTC),
+                       ledger_seq=entry.seq))
+    session.flush()
+    return states(session, search_id)[face_id]

@@ -1,0 +1,93 @@
+"""The search form: pick a photo, pick a face, justify the search, run it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+
+from faceledger.api.deps import Caller, Core, need
+from faceledger.collections import list_collections
+from faceledger.core import Faceledger
+from faceledger.errors import (
+    FaceChoiceRequired,
+    FaceledgerError,
+    ImageTooLargeError,
+    ValidationError,
+)
+from faceledger.search import SearchRequest, run_search
+from faceledger.web.pages import render
+
+router = APIRouter(include_in_schema=False)
+Searcher = Annotated[Caller, Depends(need("search"))]
+MODES = [("investigate", "Investigate — ranked candidates, no threshold"),
+         ("identify", "Identify — only candidates above the calibrated threshold")]
+
+
+def _form_page(request: Request, core: Faceledger, caller: Caller, values: dict[str, Any],
+               error: FaceledgerError | None = None) -> Response:
+    with core.db.read() as s:
+        collections = list_collections(s)
+    faces = error.details.get("faces", []) if isinstance(error, FaceChoiceRequired) else []
+    return render(request, "search.html", caller, status=error.status if error else 200,
+                  values=values, error=error.message if error else None, faces=faces,
+                  purposes=core.settings.purposes, offences=core.settings.offences,
+                  modes=MODES, collections=collections,
+                  max_upload_bytes=core.settings.max_upload_bytes)
+
+
+def _int_field(raw: str, label: str, default: int | None) -> int | None:
+    raw = raw.strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError(f"{label} must be a whole number, not {raw[:20]!r}") from None
+
+
+def _read_probe(probe: UploadFile | None, limit: int) -> bytes:
+    if probe is None or not probe.filename:
+        raise ValidationError("choose a probe photo (or drop one on the drop zone)")
+    data = probe.file.read(limit + 1)
+    if len(data) > limit:
+        raise ImageTooLargeError(f"the probe photo is over the {limit}-byte limit")
+    if not data:
+        raise ValidationError("the probe photo is empty")
+    return data
+
+
+@router.get("/search")
+def search_form(request: Request, core: Core, caller: Searcher) -> Response:
+    return _form_page(request, core, caller, {"top_k": 20, "mode": "investigate",
+                                              "collections": []})
+
+
+@router.post("/search")
+def search_submit(
+    request: Request, core: Core, caller: Searcher,
+    probe: Annotated[UploadFile | None, File()] = None,
+    case: Annotated[str, Form()] = "",
+    purpose: Annotated[str, Form()] = "",
+    offence: Annotated[str, Form()] = "",
+    legal_basis: Annotated[str, Form()] = "",
+    mode: Annotated[str, Form()] = "investigate",
+    top_k: Annotated[str, Form()] = "20",
+    face_index: Annotated[str, Form()] = "",
+    collection: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    chosen = [c for c in collection or [] if c]
+    values: dict[str, Any] = {"case": case, "purpose": purpose, "offence": offence,
+                              "legal_basis": legal_basis, "mode": mode, "top_k": top_k,
+                              "collections": chosen}
+    try:
+        k = _int_field(top_k, "top-k", 20)
+        idx = _int_field(face_index, "the face number", None)
+        data = _read_probe(probe, core.settings.max_upload_bytes)
+        req = SearchRequest(case.strip(), purpose.strip(), offence.strip(), legal_basis.strip(),
+                            mode, 20 if k is None else k, idx, chosen or None)
+        result = run_search(core, caller.principal, data, req)
+    except FaceledgerError as exc:
+        return _form_page(request, core, caller, values, exc)
+    return RedirectResponse(f"/searches/{result.search_id}", status_code=303)

@@ -1,0 +1,1 @@
+from tests.live import live_server  # noqa: F401

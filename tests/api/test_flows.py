@@ -1,0 +1,128 @@
+"""API flows over real HTTP: search, reviews, ingest jobs, ledger, users."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+from tests.live import LiveServer
+from tests.photos import astronaut_face, collage, encode, grace_hopper, variants
+
+FIELDS = {"case": "API-1", "purpose": "criminal investigation", "offence": "robbery",
+          "legal_basis": "test warrant 42"}
+
+
+def test_search_two_faces_then_choose(live_server: LiveServer) -> None:
+    files = {"probe": ("collage.jpg", encode(collage()), "image/jpeg")}
+    with live_server.client("ivy") as c:
+        missing = c.post("/api/v1/searches", files=files, data={"case": "API-1"})
+        assert missing.status_code == 422 and "purpose" in missing.json()["message"]
+        choose = c.post("/api/v1/searches", files=files, data=FIELDS)
+        assert choose.status_code == 409
+        faces = choose.json()["faces"]
+        assert [f["index"] for f in faces] == [0, 1] and faces[0]["box"][0] < faces[1]["box"][0]
+        res = c.post("/api/v1/searches", files=files, data={**FIELDS, "face_index": "1"})
+        assert res.status_code == 200
+        body = res.json()
+        top = body["candidates"][0]
+        assert top["source_url"] == "https://example.org/grace.jpg" and top["rank"] == 1
+        thumb = c.get(f"/api/v1/faces/{top['face_id']}/thumbnail")
+        assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+        full = c.get(f"/api/v1/images/{top['image_id']}/file")
+        assert full.status_code == 200 and len(full.content) > 1000
+        probe = c.get(f"/api/v1/searches/{body['search_id']}/probe")
+        assert probe.status_code == 200 and probe.content == encode(collage())
+        detail = c.get(f"/api/v1/searches/{body['search_id']}").json()
+        assert detail["probe_box"] == faces[1]["box"]
+        assert detail["candidates"][0]["review"]["status"] == "unreviewed"
+    with live_server.client("audrey") as c:
+        entries = c.get("/api/v1/ledger", params={"case": "API-1"}).json()
+        assert [e["kind"] for e in entries] == ["search.refused", "search"]
+        assert entries[1]["payload"]["face_index"] == 1
+        assert c.get("/api/v1/ledger/verify").json()["ok"] is True
+
+
+def test_identify_mode_and_variants(live_server: LiveServer) -> None:
+    with live_server.client("sue") as c:
+        for name, data in variants(astronaut_face()).items():
+            r = c.post("/api/v1/searches", files={"probe": ("p.jpg", data, "image/jpeg")},
+                       data={**FIELDS, "mode": "identify"})
+            assert r.status_code == 200, name
+            cands = r.json()["candidates"]
+            assert [x["source_url"] for x in cands] == ["https://example.org/astro.jpg"], name
+            assert r.json()["calibration"]["model_id"] == "dlib-resnet-v1"
+
+
+def test_two_person_review(live_server: LiveServer) -> None:
+    with live_server.client("ivy") as c:
+        res = c.post("/api/v1/searches",
+                     files={"probe": ("g.jpg", encode(grace_hopper()), "image/jpeg")},
+                     data=FIELDS).json()
+        sid, fid = res["search_id"], res["candidates"][0]["face_id"]
+        first = c.post(f"/api/v1/searches/{sid}/reviews",
+                       json={"face_id": fid, "decision": "confirmed", "note": "same scar"})
+        assert first.json()["status"] == "confirmed_once"
+        again = c.post(f"/api/v1/searches/{sid}/reviews",
+                       json={"face_id": fid, "decision": "confirmed"})
+        assert again.json()["status"] == "confirmed_once"  # the same person twice is not two
+        other = c.post(f"/api/v1/searches/{sid}/reviews",
+                       json={"face_id": 999999, "decision": "confirmed"})
+        assert other.status_code == 404
+    with live_server.client("ian") as c:
+        second = c.post(f"/api/v1/searches/{sid}/reviews",
+                        json={"face_id": fid, "decision": "confirmed"})
+        assert second.json()["status"] == "confirmed"
+        assert sorted(second.json()["confirmed_by"]) == ["ian", "ivy"]
+    with live_server.client("audrey") as c:
+        kinds = [e["kind"] for e in c.get("/api/v1/ledger", params={"kind": "review"}).json()]
+        assert kinds.count("review") >= 3
+
+
+def test_ingest_upload_job(live_server: LiveServer) -> None:
+    z = io.BytesIO()
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("a/astro-dark.jpg", variants(astronaut_face())["darker"])
+        zf.writestr("a/broken.jpg", b"\xff\xd8\xff not a jpeg")
+    manifest = b"path,source_url\nbatch.zip/a/astro-dark.jpg,https://example.org/dark.jpg\n"
+    with live_server.client("root") as c:
+        c.post("/api/v1/collections", json={"name": "uploads", "legal_basis": "consent"})
+        r = c.post("/api/v1/ingest", data={"collection": "uploads"},
+                   files=[("files", ("batch.zip", z.getvalue(), "application/zip")),
+                          ("files", ("../../etc/evil.jpg", encode(grace_hopper()), "image/jpeg")),
+                          ("manifest", ("m.csv", manifest, "text/csv"))])
+        assert r.status_code == 202, r.text
+        job_url = r.json()["status_url"]
+        deadline = time.time() + 120
+        while (status := c.get(job_url).json())["status"] == "running":
+            assert time.time() < deadline
+            time.sleep(0.3)
+        assert status["status"] == "done"
+        assert (status["added"], status["faces"], status["rejected"]) == (2, 2, 1)
+        assert status["rejections"][0]["code"] == "bad_image"
+        col = c.get("/api/v1/collections/uploads").json()
+        assert col["faces"] == 2
+    assert not (live_server.home.parent / "etc").exists()
+    with live_server.client("ivy") as c:
+        r = c.post("/api/v1/searches",
+                   files={"probe": ("p.jpg", encode(astronaut_face()), "image/jpeg")},
+                   data={**FIELDS, "collection": "uploads"}).json()
+        assert r["candidates"][0]["source_url"] == "https://example.org/dark.jpg"
+        assert r["collections"] == [{"collection": "uploads", "faces": 2}]
+
+
+def test_users_api(live_server: LiveServer) -> None:
+    with live_server.client("root") as c:
+        r = c.post("/api/v1/users", json={"name": "newbie", "role": "investigator"})
+        assert r.status_code == 201 and r.json()["token"].startswith("flk_")
+        token = r.json()["token"]
+        assert c.post("/api/v1/users", json={"name": "x", "role": "king"}).status_code == 422
+        assert c.post("/api/v1/users", json={"name": "newbie", "role": "auditor"}
+                      ).status_code == 409
+        new = c.post("/api/v1/users/newbie/token").json()["token"]
+    import httpx
+
+    old = httpx.get(live_server.url + "/api/v1/me", headers={"authorization": f"Bearer {token}"})
+    assert old.status_code == 401
+    ok = httpx.get(live_server.url + "/api/v1/me", headers={"authorization": f"Bearer {new}"})
+    assert ok.json() == {"user": "newbie", "role": "investigator", "via": "token"}
