@@ -17,6 +17,7 @@ from faceledger.errors import ConflictError
 from faceledger.indexstore import IndexStore
 from faceledger.passwords import hash_password
 from faceledger.pipeline import FacePipeline
+from faceledger.policy import LoadedPolicy, Policy, load_policy, policy_path, record_if_changed
 from faceledger.settings import Settings
 from faceledger.storage import FileStore
 
@@ -31,6 +32,7 @@ class Faceledger:
             nprobe=settings.index_nprobe,
         )
         self._pipeline: FacePipeline | None = None
+        self._policy: LoadedPolicy | None = None
 
     @property
     def model_id(self) -> str:
@@ -40,6 +42,16 @@ class Faceledger:
         if self._pipeline is None:
             self._pipeline = FacePipeline.from_settings(self.settings)
         return self._pipeline
+
+    def policy(self) -> Policy:
+        """The policy in force (loaded once per process; ledgered when it changed)."""
+        if self._policy is None:
+            loaded = load_policy(policy_path(self.settings.home, self.settings.policy_file))
+            if self.db.is_initialised():
+                with self.db.write() as s:
+                    record_if_changed(s, loaded)
+            self._policy = loaded
+        return self._policy.policy
 
     def initialise(self, admin_name: str, password: str | None = None) -> tuple[User, str]:
         """Create the data home, the schema and the first admin; returns the admin's token.

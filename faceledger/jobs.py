@@ -41,7 +41,7 @@ class JobRunner:
         def work() -> None:
             try:
                 service.execute(prepared)
-            except Exception:  # noqa: BLE001 - recorded on the job, never crashes the server
+            except Exception:
                 log.exception("ingest job %s failed", job_id)
                 with self.core.db.write() as s:
                     job = s.get(IngestJob, job_id)

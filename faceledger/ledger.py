@@ -31,6 +31,19 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+REDACTED = "__redacted__"
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """Digest over per-field digests, so single fields can be purged later and the entry still
+    verifies: a purged field leaves its digest behind under ``__redacted__``."""
+    fields = dict(payload.get(REDACTED, {}))
+    for key, value in payload.items():
+        if key != REDACTED:
+            fields[key] = sha256_hex(canonical_json(value))
+    return sha256_hex(canonical_json(fields))
+
+
 def entry_hash(
     seq: int, ts: str, kind: str, actor: str | None, case_ref: str | None,
     payload_digest: str, prev_hash: str,
@@ -67,8 +80,10 @@ def append(
         raise LedgerIntegrityError("ledger head missing: the database was not initialised")
     seq = head.seq + 1
     ts = now_iso()
+    if REDACTED in payload:
+        raise ValueError(f"{REDACTED} is reserved")
     body = canonical_json(payload)
-    digest = sha256_hex(body)
+    digest = payload_digest(payload)
     h = entry_hash(seq, ts, kind, actor, case_ref, digest, head.hash)
     entry = LedgerEntry(
         seq=seq, ts=ts, kind=kind, actor=actor, case_ref=case_ref, payload=body,
@@ -116,6 +131,8 @@ def verify(session: Session, batch: int = 5000) -> VerifyReport:
             break
         for e in rows:
             bad = _check(e, expected_seq, prev_hash)
+            if bad is None and e.payload and REDACTED in e.payload:
+                bad = _check_redactions(session, e)
             if bad:
                 first_bad = expected_seq if e.seq != expected_seq else e.seq
                 return VerifyReport(False, count, head.seq, head.hash, first_bad, bad)
@@ -140,14 +157,58 @@ def _check(e: LedgerEntry, expected_seq: int, prev_hash: str) -> str | None:
     if e.prev_hash != prev_hash:
         return (f"entry {e.seq} does not link to entry {e.seq - 1}: "
                 "entries were inserted, deleted or reordered")
-    if e.payload is not None and sha256_hex(e.payload) != e.payload_digest:
+    try:
+        payload = json.loads(e.payload) if e.payload is not None else None
+    except json.JSONDecodeError:
+        payload = None
+    if not isinstance(payload, dict):
+        return f"entry {e.seq}: payload missing or unreadable (payload edited)"
+    if payload_digest(payload) != e.payload_digest:
         return f"entry {e.seq}: payload does not match its digest (payload edited)"
-    if e.payload is None:
-        return f"entry {e.seq}: payload missing without a redaction record"
     recomputed = entry_hash(e.seq, e.ts, e.kind, e.actor, e.case_ref, e.payload_digest, e.prev_hash)
     if recomputed != e.hash:
         return f"entry {e.seq}: hash does not match its contents (entry edited)"
     return None
+
+
+def _check_redactions(session: Session, e: LedgerEntry) -> str | None:
+    """A purged field must be backed by a later, chained ``ledger.redacted`` entry."""
+    payload = json.loads(e.payload or "{}")
+    purged = sorted(payload.get(REDACTED, {}))
+    if not purged:
+        return None
+    red = session.get(LedgerEntry, e.redacted_by) if e.redacted_by else None
+    if red is None or red.kind != "ledger.redacted" or red.seq <= e.seq:
+        return f"entry {e.seq}: fields {purged} were removed without a redaction entry"
+    info = json.loads(red.payload or "{}")
+    if info.get("target_seq") != e.seq or sorted(info.get("fields", [])) != purged:
+        return f"entry {e.seq}: its redaction entry {red.seq} does not match what was removed"
+    return None
+
+
+def redact(session: Session, seq: int, fields: list[str], reason: str,
+           actor: str | None) -> LedgerEntry:
+    """Purge ``fields`` from entry ``seq`` (retention, erasure, refused authorisation), leaving
+    their digests and a tombstone entry, so the chain still verifies and still detects edits."""
+    target = session.get(LedgerEntry, seq, with_for_update=True)
+    if target is None:
+        raise LedgerIntegrityError(f"no ledger entry {seq}")
+    payload = json.loads(target.payload or "{}")
+    present = [f for f in fields if f in payload and f != REDACTED]
+    if not present:
+        raise LedgerIntegrityError(f"entry {seq} holds none of {fields}")
+    tomb = append(session, "ledger.redacted",
+                  {"target_seq": seq, "fields": sorted(set(present) | set(payload.get(REDACTED,
+                                                                                         {}))),
+                   "reason": reason}, actor=actor, case_ref=target.case_ref)
+    kept = dict(payload.get(REDACTED, {}))
+    for f in present:
+        kept[f] = sha256_hex(canonical_json(payload.pop(f)))
+    payload[REDACTED] = kept
+    target.payload = canonical_json(payload)
+    target.redacted_by = tomb.seq
+    session.flush()
+    return tomb
 
 
 def entry_dict(e: LedgerEntry) -> dict[str, Any]:

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     max_faces_per_image: int = Field(default=64, gt=0)
     thumbnail_size: int = Field(default=112, ge=32, le=512)
 
+    # Subject rights
+    optout_threshold: float | None = Field(
+        default=None, description="Similarity at which a face counts as an opted-out person "
+        "(default: the identify threshold minus optout_margin).")
+    optout_margin: float = Field(default=0.02, ge=0, le=0.5)
+    policy_file: Path | None = Field(default=None, description="Policy TOML (default: "
+                                     "<home>/policy.toml, else the packaged default).")
+
     # Vector index
     index_exact_max: int = Field(
         default=50_000, description="Collections up to this many faces use exact search."

@@ -94,7 +94,7 @@ def test_inserted_entry_detected(world: World) -> None:
         prev = s.get(LedgerEntry, target - 1)
         assert prev is not None
         body = ledger.canonical_json({"forged": True})
-        digest = ledger.sha256_hex(body)
+        digest = ledger.payload_digest({"forged": True})
         ts = ledger.now_iso()
         s.add(LedgerEntry(seq=target, ts=ts, kind="search", actor="mallory", case_ref=None,
                           payload=body, payload_digest=digest, prev_hash=prev.hash,

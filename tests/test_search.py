@@ -18,7 +18,7 @@ from tests.photos import astronaut_face, collage, encode, grace_hopper, noise_im
 
 
 def req(**kw: object) -> SearchRequest:
-    base: dict[str, object] = dict(case_ref="CASE-1", purpose="investigation", offence="robbery",
+    base: dict[str, object] = dict(case_ref="CASE-1", purpose="criminal investigation", offence="robbery",
                                    legal_basis="test basis", mode="investigate", top_k=5)
     base.update(kw)
     return SearchRequest(**base)  # type: ignore[arg-type]

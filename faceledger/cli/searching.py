@@ -25,6 +25,12 @@ def search(
     collection: list[str] | None = typer.Option(None, "--collection",
                                                 help="Limit to collection(s); repeatable."),
     mode: str = typer.Option("investigate", "--mode", help="investigate | identify"),
+    authorisation_ref: str | None = typer.Option(None, "--authorisation-ref",
+                                                 help="Warrant/authority reference, if policy "
+                                                 "needs one for this purpose."),
+    urgent: bool = typer.Option(False, "--urgent", help="Go ahead without the authorisation "
+                                "reference; add it within the policy's window or the results "
+                                "are purged."),
     as_json: bool = typer.Option(False, "--json", help="Print the documented JSON schema."),
 ) -> None:
     """Search the gallery for PHOTO's face. Ledgered, with case, purpose, offence, legal basis."""
@@ -35,10 +41,15 @@ def search(
         except OSError as exc:
             raise ValidationError(f"cannot read probe photo {photo}: {exc.strerror}") from None
         req = SearchRequest(case, purpose, offence, legal_basis, mode, top_k, face,
-                            list(collection) if collection else None)
+                            list(collection) if collection else None, authorisation_ref, urgent)
         result = run_search(app, principal, data, req)
     if as_json:
         emit_json(result.as_dict())
+        return
+    if result.status == "pending":
+        typer.echo(f"Search {result.search_id} is waiting for a supervisor's approval "
+                   f"(rules: {', '.join(result.approval_rules)}). No results are shown until "
+                   "it is approved.")
         return
     cal = (f", threshold {result.threshold:.4f} (calibration {result.calibration['id']}: "
            f"FMR {result.calibration['target_fmr']:g}, {result.calibration['dataset']})"

@@ -32,6 +32,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -153,12 +154,53 @@ class Search(Base):
     probe_sha256: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ledger_seq: Mapped[int] = mapped_column(BigInteger)
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)  # the entry holding the result set
     result_count: Mapped[int] = mapped_column(Integer)
     face_index: Mapped[int] = mapped_column(Integer, default=0)
     probe_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     probe_box: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
-    user: Mapped[User] = relationship()
+    # done | pending (awaiting a supervisor) | refused (approval refused)
+    status: Mapped[str] = mapped_column(String(20), default="done", index=True)
+    collections: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    approval_rules: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    approver_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    authorisation_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    auth_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    probe_embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    probe_face_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)
+    probe_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             nullable=True)
+    results_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                               nullable=True)
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    approver: Mapped[User | None] = relationship(foreign_keys=[approver_id])
+
+
+class Outcome(Base):
+    """What a search led to, as recorded by the investigator (latest row counts)."""
+
+    __tablename__ = "outcomes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("searches.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    result: Mapped[str] = mapped_column(String(40))
+    outcome_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class BlockedSubject(Base):
+    """An opted-out person: a protected (encrypted) template, never stored in plain text."""
+
+    __tablename__ = "blocklist"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(64))
+    template: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM(nonce || ciphertext)
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class Review(Base):
@@ -214,6 +256,8 @@ class LedgerEntry(Base):
     payload_digest: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Set when the payload was purged: the seq of the "ledger.redacted" entry (not hashed).
+    redacted_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class LedgerHead(Base):

@@ -6,7 +6,7 @@ never what is allowed. All script and style come from /static (the CSP forbids i
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,18 +46,20 @@ REVIEW_LABELS = {"unreviewed": "Unreviewed", "confirmed_once": "Confirmed once Â
 
 
 def when(value: Any) -> str:
-    """An ISO timestamp (or datetime) as 'YYYY-MM-DD HH:MM:SS UTC' for tables."""
+    """An ISO timestamp (or datetime) as 'YYYY-MM-DD HH:MM:SS UTC' (stored times are UTC)."""
     if value is None or value == "":
         return "â€”"
+    moment: datetime | None = value if isinstance(value, datetime) else None
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(value)
         except ValueError:
-            return value
-    if isinstance(value, datetime):
-        suffix = " UTC" if value.tzinfo is not None else ""
-        return value.strftime("%Y-%m-%d %H:%M:%S") + suffix
-    return str(value)
+            return str(value)
+    if moment is None:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def safe_url(value: Any) -> bool:

@@ -30,8 +30,11 @@ def _form_page(request: Request, core: Faceledger, caller: Caller, values: dict[
     with core.db.read() as s:
         collections = list_collections(s)
     faces = error.details.get("faces", []) if isinstance(error, FaceChoiceRequired) else []
+    message = error.message if error else None
+    if faces:  # the service's message speaks CLI (--face N); say it the web way
+        message = f"the photo holds {len(faces)} faces and none was chosen."
     return render(request, "search.html", caller, status=error.status if error else 200,
-                  values=values, error=error.message if error else None, faces=faces,
+                  values=values, error=message, faces=faces,
                   purposes=core.settings.purposes, offences=core.settings.offences,
                   modes=MODES, collections=collections,
                   max_upload_bytes=core.settings.max_upload_bytes)

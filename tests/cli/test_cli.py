@@ -71,10 +71,10 @@ def test_quickstart_end_to_end(cli: CLI, tmp_path: Path) -> None:
     probe.write_bytes(encode(collage()))
     refused = cli("search", str(probe), "--case", "C-9", token=ivy, check=False)
     assert refused.returncode != 0 and "missing: purpose, offence, legal basis" in refused.stderr
-    choose = cli("search", str(probe), "--case", "C-9", "--purpose", "investigation",
+    choose = cli("search", str(probe), "--case", "C-9", "--purpose", "criminal investigation",
                  "--offence", "burglary", "--legal-basis", "PACE", token=ivy, check=False)
     assert choose.returncode == 5 and "--face" in choose.stderr and "face 1:" in choose.stderr
-    res = json.loads(cli("search", str(probe), "--case", "C-9", "--purpose", "investigation",
+    res = json.loads(cli("search", str(probe), "--case", "C-9", "--purpose", "criminal investigation",
                          "--offence", "burglary", "--legal-basis", "PACE", "--face", "1",
                          "--json", token=ivy).stdout)
     assert res["schema_version"] == 1 and res["face_index"] == 1

@@ -1,0 +1,377 @@
+"""eval verify | identify | card, and calibrate: accuracy figures and the identify threshold."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from faceledger.calibration import active_calibration, add_calibration, packaged_defaults
+from faceledger.cli.common import emit_json, login, open_app
+from faceledger.errors import FaceledgerError, ValidationError
+from faceledger.eval import calibrate as cal
+from faceledger.eval import card as card_mod
+from faceledger.eval.embedset import EmbedSet, embed_dataset, walk_dataset
+from faceledger.eval.groups import GroupReport, group_report, load_groups
+from faceledger.eval.identify import IdentifyReport, Protocol, evaluate_identification
+from faceledger.eval.pairs import PairSet, load_pairs
+from faceledger.eval.verify import VerifyReport, evaluate_pairs, published_accuracy
+from faceledger.facemodels.base import available_models
+from faceledger.settings import Settings, get_settings
+
+evaluate = typer.Typer(help="Accuracy evaluation and model cards (no data home needed).",
+                       no_args_is_help=True)
+
+CacheOpt = typer.Option(None, "--cache", help="Embedding cache (.npz), reused and updated.")
+WorkersOpt = typer.Option(None, "--workers", help="Embedding processes (default: all cores).")
+ThresholdOpt = typer.Option(None, "--threshold", help="Operating threshold (default: the active "
+                            "calibration of the data home, else the packaged one).")
+GroupsOpt = typer.Option(None, "--groups", help="CSV with columns identity,group: FMR and FNMR "
+                         "per group at the operating threshold.")
+
+
+@contextmanager
+def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _embed(settings: Settings, root: Path, rel: list[str], cache: Path | None,
+           workers: int | None) -> EmbedSet:
+    with _bar(f"embed {root.name}") as update:
+        return embed_dataset(root, rel, settings, workers=workers or settings.workers,
+                             cache=cache, progress=update)
+
+
+def _has_home(settings: Settings) -> bool:
+    return bool(settings.database_url) or (settings.home / "faceledger.db").exists()
+
+
+def _operating(settings: Settings, threshold: float | None) -> tuple[float | None, str]:
+    """--threshold, else the data home's active calibration, else the packaged default."""
+    if threshold is not None:
+        return threshold, "--threshold"
+    if _has_home(settings):
+        with open_app() as app:
+            if app.db.is_initialised():
+                with app.db.read() as s:
+                    try:
+                        c = active_calibration(s, settings.model)
+                    except FaceledgerError:
+                        c = None
+                if c is not None:
+                    return c.threshold, (f"active calibration {c.id}: FMR {c.target_fmr:g}, "
+                                         f"{c.dataset}")
+    for row in packaged_defaults():
+        if row["model_id"] == settings.model:
+            return float(row["threshold"]), (f"packaged calibration: FMR {row['target_fmr']:g}, "
+                                             f"{row['dataset']}")
+    return None, ""
+
+
+def _groups(path: Path | None, es: EmbedSet, threshold: float | None,
+            source: str) -> GroupReport | None:
+    if path is None:
+        return None
+    if threshold is None:
+        raise ValidationError("--groups needs an operating threshold: give --threshold")
+    return group_report(es, load_groups(path), threshold, threshold_source=source)
+
+
+def _model_info(settings: Settings) -> dict[str, Any]:
+    caps = available_models().get(settings.model)
+    info: dict[str, Any] = {"model id": settings.model}
+    if caps:
+        info.update({"embedding": f"{caps.dim}-d, L2-normalised, cosine similarity",
+                     "aligned chip": f"{caps.chip_size} px, {caps.landmarks} landmarks",
+                     "published accuracy": caps.published_accuracy, "weights": caps.source})
+    info.update({"detector": f"{settings.detector}, upsample {settings.upsample}, "
+                 f"min score {settings.min_detector_score}",
+                 "pipeline": "decode -> detect -> align -> embed (faceledger.pipeline)"})
+    return info
+
+
+def _published(settings: Settings, pairs: PairSet) -> float | None:
+    caps = available_models().get(settings.model)
+    return published_accuracy(caps.published_accuracy) if caps and not pairs.single_set else None
+
+
+def _verify(settings: Settings, lfw: Path, pairs_file: Path | None, es: EmbedSet | None,
+            cache: Path | None, workers: int | None, threshold: float | None,
+            source: str) -> tuple[VerifyReport, EmbedSet]:
+    pairs = load_pairs(pairs_file or lfw / "pairs.txt")
+    rel = pairs.images()
+    missing = [p for p in rel if not (lfw / p).is_file()]
+    if missing:
+        raise ValidationError(f"{len(missing)} images named in {pairs.source} are missing from "
+                              f"{lfw}, e.g. {', '.join(missing[:3])}", missing=missing[:20])
+    if es is None:
+        es = _embed(settings, lfw, rel, cache, workers)
+    return evaluate_pairs(es, pairs, published=_published(settings, pairs), threshold=threshold,
+                          threshold_source=source), es
+
+
+def _protocol(gallery_sizes: str, seed: int, unenrolled: float) -> Protocol:
+    sizes: list[int | None] = []
+    for tok in gallery_sizes.split(","):
+        tok = tok.strip().lower()
+        if tok == "all":
+            sizes.append(None)
+        elif tok.isdigit() and int(tok) > 0:
+            sizes.append(int(tok))
+        else:
+            raise ValidationError(f"--gallery-sizes: {tok!r} is neither a positive number nor 'all'")
+    if not 0 <= unenrolled < 1:
+        raise ValidationError("--unenrolled-fraction must be at least 0 and below 1")
+    return Protocol(seed=seed, unenrolled_fraction=unenrolled, gallery_sizes=tuple(sizes))
+
+
+def _echo(lines: list[str]) -> None:
+    for line in lines:
+        typer.echo(line)
+
+
+def _command() -> str:
+    return "faceledger " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@evaluate.command("verify")
+def eval_verify(
+    lfw: Path = typer.Option(..., "--lfw", help="LFW folder (one sub-folder per identity)."),
+    pairs: Path | None = typer.Option(None, "--pairs", help="Pairs file (default DIR/pairs.txt)."),
+    as_json: bool = typer.Option(False, "--json"),
+    cache: Path | None = CacheOpt,
+    workers: int | None = WorkersOpt,
+    out: Path | None = typer.Option(None, "--out", help="Write a model card into this folder."),
+    groups: Path | None = GroupsOpt,
+    threshold: float | None = ThresholdOpt,
+) -> None:
+    """LFW 1:1 verification: 10-fold accuracy, ROC/AUC, EER, TAR at FAR 1e-2 and 1e-3."""
+    settings = get_settings()
+    thr, source = _operating(settings, threshold)
+    report, es = _verify(settings, lfw, pairs, None, cache, workers, thr, source)
+    g = _groups(groups, es, thr, source)
+    result: dict[str, Any] = {"verify": report.as_dict(), "embeddings": es.summary(),
+                              "groups": g.as_dict() if g else None}
+    if out:
+        data = card_mod.CardData(settings.model, _model_info(settings),
+                                 [{"name": "LFW", "path": str(lfw), "summary": es.summary()}],
+                                 _command(), verify=report, operating=_op(thr, source),
+                                 groups=[("LFW pairs", g)] if g else [])
+        result["card"] = str(card_mod.write_card(data, out, result))
+    if as_json:
+        emit_json(result)
+        return
+    _echo(report.lines())
+    if g:
+        _echo(g.lines())
+    if out:
+        typer.echo(f"model card: {result['card']}")
+
+
+def _op(thr: float | None, source: str) -> dict[str, Any] | None:
+    return {"threshold": thr, "source": source} if thr is not None else None
+
+
+def _identify(settings: Settings, dataset: Path, es: EmbedSet | None, cache: Path | None,
+              workers: int | None, protocol: Protocol, fallback: bool, thr: float | None,
+              source: str) -> tuple[IdentifyReport, EmbedSet, EmbedSet]:
+    if es is None:
+        es = _embed(settings, dataset, walk_dataset(dataset), cache, workers)
+    usable = es.subset(es.usable(fallback))
+    report = evaluate_identification(usable, protocol, dataset=f"{dataset.name} ({dataset})",
+                                     threshold=thr, threshold_source=source)
+    report.counts["left_out_no_face"] = int((es.ok & ~es.usable(fallback)).sum())
+    report.counts["left_out_errors"] = len(es.errors)
+    return report, es, usable
+
+
+@evaluate.command("identify")
+def eval_identify(
+    dataset: Path = typer.Option(..., "--dataset", help="One sub-folder of images per identity."),
+    as_json: bool = typer.Option(False, "--json"),
+    cache: Path | None = CacheOpt,
+    workers: int | None = WorkersOpt,
+    out: Path | None = typer.Option(None, "--out", help="Write a model card into this folder."),
+    groups: Path | None = GroupsOpt,
+    threshold: float | None = ThresholdOpt,
+    gallery_sizes: str = typer.Option("100,1000,all", "--gallery-sizes"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the enrolled/unenrolled split."),
+    unenrolled: float = typer.Option(0.5, "--unenrolled-fraction",
+                                     help="Share of multi-image identities kept out of the "
+                                     "gallery as non-mated probes."),
+    fallback: bool = typer.Option(False, "--fallback/--no-fallback",
+                                  help="Use central-box embeddings of images with no detected "
+                                  "face (default: leave them out, as the product would)."),
+) -> None:
+    """1:N identification: rank-1/5 and CMC; FNIR at FPIR 1e-2/1e-3 as the gallery grows."""
+    settings = get_settings()
+    protocol = _protocol(gallery_sizes, seed, unenrolled)
+    thr, source = _operating(settings, threshold)
+    report, es, usable = _identify(settings, dataset, None, cache, workers, protocol, fallback,
+                                   thr, source)
+    g = _groups(groups, usable, thr, source)
+    result: dict[str, Any] = {"identify": report.as_dict(), "embeddings": es.summary(),
+                              "groups": g.as_dict() if g else None}
+    if out:
+        data = card_mod.CardData(settings.model, _model_info(settings),
+                                 [{"name": dataset.name, "path": str(dataset),
+                                   "summary": es.summary()}], _command(), identify=report,
+                                 operating=_op(thr, source),
+                                 groups=[(dataset.name, g)] if g else [])
+        result["card"] = str(card_mod.write_card(data, out, result))
+    if as_json:
+        emit_json(result)
+        return
+    _echo(report.lines())
+    if g:
+        _echo(g.lines())
+    if out:
+        typer.echo(f"model card: {result['card']}")
+
+
+@evaluate.command("card")
+def eval_card(
+    lfw: Path = typer.Option(..., "--lfw", help="LFW folder with pairs.txt."),
+    out: Path = typer.Option(..., "--out", help="Folder for the card and its plots."),
+    pairs: Path | None = typer.Option(None, "--pairs", help="Pairs file (default DIR/pairs.txt)."),
+    dataset: Path | None = typer.Option(None, "--dataset", help="Identification dataset "
+                                        "(default: the LFW folder)."),
+    groups: Path | None = GroupsOpt,
+    cache: Path | None = CacheOpt,
+    dataset_cache: Path | None = typer.Option(None, "--dataset-cache",
+                                              help="Embedding cache for --dataset."),
+    workers: int | None = WorkersOpt,
+    threshold: float | None = ThresholdOpt,
+    gallery_sizes: str = typer.Option("100,1000,all", "--gallery-sizes"),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Write the model card (Markdown, HTML, JSON, PNG plots); copy it into the data home."""
+    settings = get_settings()
+    thr, source = _operating(settings, threshold)
+    lfw_es = _embed(settings, lfw, walk_dataset(lfw), cache, workers)
+    report, _ = _verify(settings, lfw, pairs, lfw_es, None, None, thr, source)
+    ds = dataset or lfw
+    ident, ds_es, usable = _identify(settings, ds, None if dataset else lfw_es,
+                                     dataset_cache, workers, _protocol(gallery_sizes, seed, 0.5),
+                                     False, thr, source)
+    with _bar("score all pairs") as update:
+        scan = cal.scan_pairs(usable.vectors, usable.identities,
+                              cal.keep_for(list(cal.FMR_TABLE), cal.nonmate_count(usable.identities)),
+                              progress=update)
+    g = _groups(groups, usable, thr, source)
+    datasets = [{"name": "LFW", "path": str(lfw), "summary": lfw_es.summary()}]
+    if dataset:
+        datasets.append({"name": dataset.name, "path": str(dataset), "summary": ds_es.summary()})
+    figures: dict[str, Any] = {
+        "verify": report.as_dict(), "identify": ident.as_dict(),
+        "calibration_table": cal.fmr_table(scan),
+        "groups": g.as_dict() if g else None}
+    data = card_mod.CardData(settings.model, _model_info(settings), datasets, _command(),
+                             verify=report, identify=ident, scan=scan,
+                             scan_dataset=f"{ds.name} (images with a detected face)",
+                             operating=_op(thr, source), groups=[(ds.name, g)] if g else [])
+    md = card_mod.write_card(data, out, figures)
+    published = None
+    if _has_home(settings) and settings.home.is_dir():
+        published = card_mod.publish(out, settings.home, settings.model)
+    result = {"card": str(md), "html": str(out / card_mod.CARD_HTML),
+              "published": str(published) if published else None, **figures}
+    if as_json:
+        emit_json(result)
+        return
+    _echo(report.lines())
+    _echo(ident.lines())
+    typer.echo(f"model card: {md} and {out / card_mod.CARD_HTML}")
+    if published:
+        typer.echo(f"published to {published}")
+
+
+def calibrate(
+    lfw: Path | None = typer.Option(None, "--lfw", help="LFW folder."),
+    dataset: Path | None = typer.Option(None, "--dataset", help="One sub-folder per identity."),
+    target_fmr: float | None = typer.Option(None, "--target-fmr",
+                                            help="Per-comparison false match rate."),
+    target_fpir: float | None = typer.Option(None, "--target-fpir", help="Per-search false "
+                                             "positive identification rate (needs --gallery-size)."),
+    gallery_size: int | None = typer.Option(None, "--gallery-size",
+                                            help="Faces searched per search (N)."),
+    clamp: bool = typer.Option(False, "--clamp", help="Use the lowest FMR the data supports "
+                               "instead of refusing a lower one."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Compute and print; write nothing."),
+    groups: Path | None = GroupsOpt,
+    cache: Path | None = CacheOpt,
+    workers: int | None = WorkersOpt,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Derive the identify threshold for a target FMR (or FPIR at gallery size N) and make it
+    the model's active calibration (admins; ledgered)."""
+    if (lfw is None) == (dataset is None):
+        raise ValidationError("give exactly one of --lfw DIR or --dataset DIR")
+    root = lfw or dataset
+    assert root is not None
+    with open_app() as app:
+        principal = None if dry_run else login(app, "calibration.manage")
+        settings = app.settings
+        es = _embed(settings, root, walk_dataset(root), cache, workers)
+        usable = es.subset(es.usable(False))
+        with _bar("score all pairs") as update:
+            res = cal.calibrate(usable, target_fmr=target_fmr, target_fpir=target_fpir,
+                                gallery_size=gallery_size, clamp=clamp, progress=update)
+        d = res.details
+        name = f"LFW ({root.name})" if lfw else root.name
+        label = (f"{name}: {d['images']:,} images, {d['identities']:,} identities, "
+                 f"{d['nonmate_comparisons']:,} non-mate comparisons")
+        d["dataset_path"] = str(root)
+        d["left_out_no_face"] = int((es.ok & ~es.usable(False)).sum())
+        d["code_version"] = card_mod.code_version()
+        g = _groups(groups, usable, res.threshold, "this calibration")
+        if g:
+            d["groups"] = g.as_dict()
+        cal_id = None
+        if principal is not None:
+            with app.db.write() as s:
+                row = add_calibration(s, settings.model, res.threshold, res.target_fmr,
+                                      res.gallery_size, label, d, actor=principal.name)
+                cal_id = row.id
+    result = {"model_id": settings.model, "threshold": res.threshold,
+              "target_fmr": res.target_fmr, "gallery_size": res.gallery_size, "dataset": label,
+              "calibration_id": cal_id, "written": cal_id is not None, "details": d}
+    if as_json:
+        emit_json(result)
+        return
+    typer.echo(f"calibration of {settings.model} on {label}")
+    _echo(cal.describe(res))
+    if g:
+        _echo(g.lines())
+    typer.echo(f"calibration {cal_id} is now active for {settings.model} (ledgered)"
+               if cal_id is not None else "dry run: nothing written")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(evaluate, name="eval")
+    app.command("calibrate")(calibrate)
+
+

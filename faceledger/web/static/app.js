@@ -1,0 +1,286 @@
+/* faceledger web UI behaviour. Loaded from /static (the CSP allows no inline script): every
+   hook is a data-attribute, every handler is added here with addEventListener. */
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") || "" : "";
+  }
+
+  function numbers(text) {
+    return String(text || "").split(",").map(function (v) { return parseFloat(v); });
+  }
+
+  function pct(value, total) {
+    return (100 * value / total).toFixed(4) + "%";
+  }
+
+  /* Position a box [left, top, right, bottom] (image pixels) over an image of size w x h,
+     in percentages so it follows the image when the layout resizes. */
+  function placeBox(el, box, w, h) {
+    if (!w || !h || box.length !== 4 || box.some(isNaN)) { return false; }
+    var l = Math.max(0, box[0]), t = Math.max(0, box[1]);
+    var r = Math.min(w, box[2]), b = Math.min(h, box[3]);
+    el.style.left = pct(l, w);
+    el.style.top = pct(t, h);
+    el.style.width = pct(Math.max(1, r - l), w);
+    el.style.height = pct(Math.max(1, b - t), h);
+    return true;
+  }
+
+  /* ---- images with stored face boxes: <div data-boxed [data-size="w,h"]><img><span data-box> */
+  function initBoxed(container) {
+    var img = container.querySelector("img");
+    if (!img) { return; }
+    function place() {
+      var size = numbers(container.getAttribute("data-size"));
+      var w = size[0] || img.naturalWidth, h = size[1] || img.naturalHeight;
+      var ok = true;
+      container.querySelectorAll(".facebox[data-box]").forEach(function (el) {
+        ok = placeBox(el, numbers(el.getAttribute("data-box")), w, h) && ok;
+      });
+      if (ok) { container.classList.add("placed"); }
+    }
+    if (img.complete && img.naturalWidth) { place(); }
+    img.addEventListener("load", place);
+    img.addEventListener("error", function () { container.classList.add("broken"); });
+  }
+
+  /* ---- the search form: choose or drop a photo, find its faces, click one ---- */
+  function initSearchForm(form) {
+    var input = form.querySelector("[data-probe-input]");
+    var zone = form.querySelector("[data-dropzone]");
+    var preview = form.querySelector("[data-probe-preview]");
+    var frame = form.querySelector("[data-probe-frame]");
+    var img = form.querySelector("[data-probe-img]");
+    var status = form.querySelector("[data-face-status]");
+    var chosen = form.querySelector("[data-face-index]");
+    var clear = form.querySelector("[data-probe-clear]");
+    var submit = form.querySelector("[data-search-submit]");
+    var objectUrl = null;
+    var faces = [];
+    var request = 0;
+
+    function say(text, kind) {
+      status.textContent = text;
+      status.className = "face-status" + (kind ? " " + kind : "");
+    }
+
+    function removeBoxes() {
+      frame.querySelectorAll(".facebox").forEach(function (el) { el.remove(); });
+      frame.classList.remove("placed");
+      faces = [];
+      chosen.value = "";
+    }
+
+    function select(index) {
+      chosen.value = String(index);
+      frame.querySelectorAll(".facebox.pick").forEach(function (el) {
+        var on = el.getAttribute("data-face") === String(index);
+        el.classList.toggle("selected", on);
+        el.setAttribute("aria-pressed", on ? "true" : "false");
+      });
+      say(faces.length === 1 ? "One face found; it is selected."
+        : "Face " + (index + 1) + " of " + faces.length + " selected.", "ok");
+    }
+
+    function drawFaces(data) {
+      removeBoxes();
+      faces = data.faces || [];
+      faces.forEach(function (face) {
+        var el = document.createElement("button");
+        el.type = "button";
+        el.className = "facebox pick";
+        el.setAttribute("data-face", String(face.index));
+        el.setAttribute("aria-pressed", "false");
+        el.setAttribute("aria-label", "Face " + (face.index + 1) + " (" + face.face_px +
+          " px, detector score " + face.detector_score + ")");
+        el.title = "Search for face " + (face.index + 1);
+        var label = document.createElement("span");
+        label.className = "facebox-label";
+        label.textContent = String(face.index + 1);
+        el.appendChild(label);
+        placeBox(el, face.box, data.width, data.height);
+        el.addEventListener("click", function () { select(face.index); });
+        frame.appendChild(el);
+      });
+      frame.classList.add("placed");
+      if (faces.length === 1) {
+        select(faces[0].index);
+      } else {
+        say(faces.length + " faces found. Click the face to search for.", "");
+      }
+    }
+
+    function showFile(file) {
+      if (!file) { return; }
+      removeBoxes();
+      if (objectUrl) { URL.revokeObjectURL(objectUrl); }
+      objectUrl = URL.createObjectURL(file);
+      img.src = objectUrl;
+      zone.hidden = true;
+      preview.hidden = false;
+      if (file.type && file.type.indexOf("image/") !== 0) {
+        say("That file is not a photo.", "error");
+        return;
+      }
+      say("Looking for faces…", "busy");
+      var body = new FormData();
+      body.append("probe", file);
+      var mine = ++request;
+      fetch("/api/v1/probe/faces", {
+        method: "POST", body: body, credentials: "same-origin",
+        headers: { "x-csrf-token": csrfToken(), "accept": "application/json" }
+      }).then(function (res) {
+        return res.json().then(function (json) { return { ok: res.ok, json: json }; },
+          function () { return { ok: false, json: { message: "HTTP " + res.status } }; });
+      }).then(function (res) {
+        if (mine !== request) { return; }
+        if (!res.ok) {
+          say(res.json.message || "The photo could not be read.", "error");
+          return;
+        }
+        drawFaces(res.json);
+      }).catch(function () {
+        if (mine === request) { say("Could not reach the server to find faces.", "error"); }
+      });
+    }
+
+    input.addEventListener("change", function () {
+      if (input.files && input.files.length) { showFile(input.files[0]); }
+    });
+
+    ["dragenter", "dragover"].forEach(function (type) {
+      zone.addEventListener(type, function (event) {
+        event.preventDefault();
+        zone.classList.add("dragging");
+      });
+    });
+    ["dragleave", "dragend"].forEach(function (type) {
+      zone.addEventListener(type, function () { zone.classList.remove("dragging"); });
+    });
+    zone.addEventListener("drop", function (event) {
+      event.preventDefault();
+      zone.classList.remove("dragging");
+      var files = event.dataTransfer && event.dataTransfer.files;
+      if (!files || !files.length) { return; }
+      try {
+        input.files = files;
+      } catch (err) {
+        var dt = new DataTransfer();
+        dt.items.add(files[0]);
+        input.files = dt.files;
+      }
+      showFile(files[0]);
+    });
+
+    clear.addEventListener("click", function () {
+      request++;
+      removeBoxes();
+      input.value = "";
+      if (objectUrl) { URL.revokeObjectURL(objectUrl); objectUrl = null; }
+      img.removeAttribute("src");
+      preview.hidden = true;
+      zone.hidden = false;
+      input.focus();
+    });
+
+    form.addEventListener("submit", function (event) {
+      if (faces.length > 1 && chosen.value === "") {
+        event.preventDefault();
+        say("Click the face to search for first.", "error");
+        var first = frame.querySelector(".facebox.pick");
+        if (first) { first.focus(); }
+        return;
+      }
+      submit.disabled = true;
+      submit.textContent = "Searching…";
+    });
+  }
+
+  /* ---- ingest job page: poll the job until it stops running, then reload once ---- */
+  function initJob(panel) {
+    if (panel.getAttribute("data-job-status-now") !== "running") { return; }
+    var url = panel.getAttribute("data-job-url");
+    function field(name) { return document.querySelector('[data-field="' + name + '"]'); }
+    function setText(name, value) {
+      var el = field(name);
+      if (el && value !== undefined && value !== null) { el.textContent = String(value); }
+    }
+    function update(job) {
+      ["processed", "total", "added", "duplicates", "faces", "rejected"].forEach(function (k) {
+        setText(k, job[k]);
+      });
+      var bar = field("progress");
+      if (bar) {
+        bar.max = Math.max(job.total || 0, 1);
+        bar.value = job.total ? job.processed : 0;
+        bar.textContent = job.processed + " of " + job.total;
+      }
+      var badge = document.querySelector("[data-job-status]");
+      if (badge) {
+        badge.textContent = job.status;
+        badge.setAttribute("data-job-status", job.status);
+        badge.className = "badge badge-job-" + job.status;
+      }
+    }
+    function tick() {
+      fetch(url, { credentials: "same-origin", headers: { "accept": "application/json" } })
+        .then(function (res) { if (!res.ok) { throw new Error(String(res.status)); } return res.json(); })
+        .then(function (job) {
+          update(job);
+          if (job.status === "running") {
+            window.setTimeout(tick, 1500);
+          } else {
+            window.location.reload();
+          }
+        })
+        .catch(function () { window.setTimeout(tick, 3000); });
+    }
+    window.setTimeout(tick, 1500);
+  }
+
+  /* ---- small helpers: confirm before destructive posts, copy buttons, busy buttons ---- */
+  function initConfirm(form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+    });
+  }
+
+  function initCopy(button) {
+    button.addEventListener("click", function () {
+      var target = document.querySelector(button.getAttribute("data-copy"));
+      if (!target || !navigator.clipboard) { return; }
+      navigator.clipboard.writeText(target.textContent.trim()).then(function () {
+        button.textContent = "Copied";
+      });
+    });
+  }
+
+  function initBusy(button) {
+    var form = button.form;
+    if (!form) { return; }
+    form.addEventListener("submit", function () {
+      window.setTimeout(function () {
+        button.disabled = true;
+        button.textContent = button.getAttribute("data-busy-label");
+      }, 0);
+    });
+  }
+
+  function init() {
+    document.querySelectorAll("[data-boxed]").forEach(initBoxed);
+    document.querySelectorAll("[data-search-form]").forEach(initSearchForm);
+    document.querySelectorAll("[data-job]").forEach(initJob);
+    document.querySelectorAll("form[data-confirm]").forEach(initConfirm);
+    document.querySelectorAll("[data-copy]").forEach(initCopy);
+    document.querySelectorAll("button[data-busy-label]").forEach(initBusy);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+}());

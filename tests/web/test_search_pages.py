@@ -1,0 +1,245 @@
+"""The search flow in a real browser: probe with two faces, pick one, results, compare,
+two-person review, and the auditor's view of it all in the ledger."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.photos import astronaut_face, collage, encode
+
+CASE = "CASE-WEB-7"
+state: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("probes")
+    out = {"collage": d / "collage.jpg", "astronaut": d / "astronaut.jpg"}
+    out["collage"].write_bytes(encode(collage()))
+    out["astronaut"].write_bytes(encode(astronaut_face()))
+    return out
+
+
+def image_loaded(page: Page, selector: str) -> bool:
+    return bool(page.eval_on_selector(selector, "img => img.complete && img.naturalWidth > 0"))
+
+
+def box_inside(page: Page, box_sel: str, img_sel: str) -> dict[str, float]:
+    box = page.locator(box_sel).first.bounding_box()
+    img = page.locator(img_sel).first.bounding_box()
+    assert box and img, "box or image not rendered"
+    assert box["width"] > 10 and box["height"] > 10, box
+    assert img["x"] - 1 <= box["x"] and box["x"] + box["width"] <= img["x"] + img["width"] + 1
+    assert img["y"] - 1 <= box["y"] and box["y"] + box["height"] <= img["y"] + img["height"] + 1
+    return box
+
+
+def fill_justification(page: Page, case: str = CASE) -> None:
+    page.get_by_label("Case reference").fill(case)
+    page.get_by_label("Purpose").select_option("criminal investigation")
+    page.get_by_label("Offence").select_option("robbery")
+    page.get_by_label("Legal basis").fill("warrant 24/1187 (test)")
+
+
+def test_search_with_two_faces_picks_the_right_one(open_session: Any,
+                                                   photos: dict[str, Path]) -> None:
+    s = open_session("ivy")
+    page = s.page
+    s.goto("/search")
+    with page.expect_response("**/api/v1/probe/faces") as detect:
+        page.locator("#probe").set_input_files(str(photos["collage"]))
+    assert detect.value.status == 200
+    picks = page.locator(".facebox.pick")
+    expect(picks).to_have_count(2)
+    expect(page.locator("[data-face-status]")).to_contain_text("2 faces found")
+    s.snap("search-two-faces")
+    boxes = [picks.nth(i).bounding_box() for i in range(2)]
+    assert all(b and b["width"] > 20 for b in boxes)
+    right = max(range(2), key=lambda i: boxes[i]["x"])  # type: ignore[index]
+    assert boxes[right]["x"] > boxes[1 - right]["x"] + boxes[1 - right]["width"]  # type: ignore[index]
+    # Not chosen yet: the form refuses to submit.
+    fill_justification(page)
+    page.get_by_role("button", name="Run search").click()
+    expect(page.locator("[data-face-status]")).to_contain_text("Click the face")
+    assert page.url.endswith("/search")
+
+    picks.nth(right).click()
+    expect(picks.nth(right)).to_have_attribute("aria-pressed", "true")
+    expect(picks.nth(1 - right)).to_have_attribute("aria-pressed", "false")
+    index = picks.nth(right).get_attribute("data-face")
+    assert page.locator("[data-face-index]").input_value() == index
+    s.snap("search-face-chosen")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Run search").click()
+    page.wait_for_load_state("networkidle")
+    m = re.search(r"/searches/(\d+)$", page.url)
+    assert m, page.locator("main").inner_text()
+    state["search_id"] = int(m.group(1))
+    s.snap("search-results")
+
+    first = page.locator(".cand-card[data-rank='1']")
+    link = first.locator(".source a")
+    expect(link).to_have_attribute("href", "https://example.org/grace.jpg")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect(link).to_have_attribute("target", "_blank")
+    expect(first.locator(".badge")).to_have_attribute("data-status", "unreviewed")
+    assert image_loaded(page, ".cand-card[data-rank='1'] .cand-thumb img")
+    expect(page.get_by_test_id("case")).to_have_text(CASE)
+    assert image_loaded(page, ".probe-thumb img")
+    box_inside(page, ".probe-thumb .facebox", ".probe-thumb img")
+    # The probe box is around the right-hand face: it starts in the right half of the photo.
+    probe_box = page.locator(".probe-thumb .facebox").bounding_box()
+    probe_img = page.locator(".probe-thumb img").bounding_box()
+    assert probe_box and probe_img and probe_box["x"] > probe_img["x"] + probe_img["width"] / 2
+    sims = [float(t) for t in page.get_by_test_id("similarity").all_inner_texts()]
+    assert sims == sorted(sims, reverse=True) and len(sims) == 2
+    state["face_id"] = int(first.get_attribute("data-face-id") or 0)
+    s.assert_clean()
+
+
+def test_one_face_is_preselected(open_session: Any, photos: dict[str, Path]) -> None:
+    s = open_session("ian")
+    s.goto("/search")
+    with s.page.expect_response("**/api/v1/probe/faces"):
+        s.page.locator("#probe").set_input_files(str(photos["astronaut"]))
+    expect(s.page.locator(".facebox.pick")).to_have_count(1)
+    expect(s.page.locator(".facebox.pick")).to_have_attribute("aria-pressed", "true")
+    assert s.page.locator("[data-face-index]").input_value() == "0"
+    s.snap("search-one-face")
+    fill_justification(s.page, "CASE-WEB-8")
+    with s.page.expect_navigation():
+        s.page.get_by_role("button", name="Run search").click()
+    first = s.page.locator(".cand-card[data-rank='1'] .source a")
+    expect(first).to_have_attribute("href", "https://example.org/astro.jpg")
+    s.assert_clean()
+
+
+def test_search_form_errors_rerender(open_session: Any, photos: dict[str, Path]) -> None:
+    s = open_session("ivy")
+    s.goto("/search")
+    token = s.csrf()
+    probe = {"name": "collage.jpg", "mimeType": "image/jpeg",
+             "buffer": photos["collage"].read_bytes()}
+    base = {"csrf_token": token, "purpose": "missing person", "offence": "other",
+            "legal_basis": "test", "top_k": "5", "mode": "investigate"}
+    # No face chosen on a two-face photo: the form comes back with the faces listed.
+    r = s.context.request.post(s.url("/search"), multipart={**base, "case": "C-1", "probe": probe},
+                               headers={"accept": "text/html"})
+    assert r.status == 409
+    assert "holds 2 faces" in r.text() and "Face 1 at" in r.text() and "Face 2 at" in r.text()
+    # Missing case reference: 422, the other values kept.
+    r = s.context.request.post(s.url("/search"), multipart={**base, "case": " ", "face_index": "1",
+                                                            "probe": probe})
+    assert r.status == 422 and "missing: case" in r.text()
+    assert 'value="test"' in r.text() and "<option value=\"missing person\" selected>" in r.text()
+    # No photo at all.
+    r = s.context.request.post(s.url("/search"), multipart={**base, "case": "C-1"})
+    assert r.status == 422 and "choose a probe photo" in r.text()
+    # Shown in the browser too: a photo without faces.
+    blank = photos["collage"].parent / "blank.png"
+    from tests.photos import noise_image
+
+    blank.write_bytes(noise_image())
+    s.page.locator("#probe").set_input_files(str(blank))
+    expect(s.page.locator("[data-face-status]")).to_contain_text("no face")
+    s.snap("search-no-face")
+
+
+def test_compare_and_two_person_review(open_session: Any) -> None:
+    sid, fid = state["search_id"], state["face_id"]
+    ivy = open_session("ivy")
+    page = ivy.page
+    ivy.goto(f"/searches/{sid}")
+    with page.expect_navigation():
+        page.locator(".cand-card[data-rank='1']").get_by_role(
+            "link", name="Compare & review").click()
+    assert page.url == ivy.url(f"/searches/{sid}/candidates/{fid}")
+    page.wait_for_load_state("networkidle")
+    ivy.snap("compare")
+    panes = page.locator(".compare-img")
+    expect(panes).to_have_count(2)
+    for i in range(2):
+        assert image_loaded(page, f".compare-pane:nth-child({i + 1}) img")
+        box_inside(page, f".compare-pane:nth-child({i + 1}) .facebox",
+                   f".compare-pane:nth-child({i + 1}) img")
+    cand_src = page.locator(".compare-pane:nth-child(2) img").get_attribute("src")
+    assert cand_src and re.fullmatch(r"/api/v1/images/\d+/file", cand_src)
+    assert image_loaded(page, ".prov-thumb")
+    expect(page.locator(".kv .source a")).to_have_attribute("href", "https://example.org/grace.jpg")
+    expect(page.locator(".review-status .badge")).to_have_attribute("data-status", "unreviewed")
+
+    def decide(s: Any, decision: str, note: str = "") -> None:
+        s.page.get_by_role("radio", name=re.compile(decision)).check()
+        s.page.get_by_label("Note").fill(note)
+        with s.page.expect_navigation():
+            s.page.get_by_role("button", name="Record decision").click()
+        s.page.wait_for_load_state("networkidle")
+
+    decide(ivy, "Confirm", "same scar on the chin")
+    badge = page.locator(".review-status .badge")
+    expect(badge).to_have_attribute("data-status", "confirmed_once")
+    expect(badge).to_contain_text("needs second")
+    expect(page.get_by_test_id("confirmed-by")).to_have_text("ivy")
+    expect(page.get_by_role("status").first).to_contain_text("recorded in the ledger")
+    ivy.snap("compare-confirmed-once")
+    decide(ivy, "Confirm", "still sure")  # the same person again does not count twice
+    expect(badge).to_have_attribute("data-status", "confirmed_once")
+    expect(page.get_by_test_id("confirmed-by")).to_have_text("ivy")
+
+    ian = open_session("ian")
+    ian.goto(f"/searches/{sid}/candidates/{fid}")
+    expect(ian.page.locator(".review-status .badge")).to_have_attribute("data-status",
+                                                                          "confirmed_once")
+    decide(ian, "Confirm")
+    expect(ian.page.locator(".review-status .badge")).to_have_attribute("data-status", "confirmed")
+    expect(ian.page.get_by_test_id("confirmed-by")).to_have_text("ivy, ian")
+    ian.snap("compare-confirmed")
+    ivy.goto(f"/searches/{sid}")
+    expect(page.locator(".cand-card[data-rank='1'] .badge")).to_have_attribute("data-status",
+                                                                               "confirmed")
+    ivy.snap("search-results-reviewed")
+    ivy.assert_clean()
+    ian.assert_clean()
+
+
+def test_searches_lists(open_session: Any) -> None:
+    ivy = open_session("ivy")
+    ivy.goto("/searches", shot="searches-ivy")
+    expect(ivy.page.get_by_role("link", name=CASE)).to_be_visible()
+    expect(ivy.page.get_by_role("link", name="CASE-WEB-8")).to_have_count(0)  # ian's
+    sue = open_session("sue")
+    sue.goto("/searches?everyone=true", shot="searches-everyone")
+    expect(sue.page.get_by_role("link", name=CASE)).to_be_visible()
+    expect(sue.page.get_by_role("link", name="CASE-WEB-8")).to_be_visible()
+
+
+def test_auditor_sees_search_and_reviews_in_ledger(open_session: Any) -> None:
+    s = open_session("audrey")
+    assert s.page.url == s.url("/ledger")
+    expect(s.page.get_by_test_id("chain")).to_contain_text("Chain verified")
+    s.snap("ledger")
+    rows = s.page.locator(f"tr[data-kind='search']:has-text('{CASE}')")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("ivy")
+    s.page.get_by_label("Case").fill(CASE)
+    with s.page.expect_navigation():
+        s.page.get_by_role("button", name="Filter").click()
+    s.snap("ledger-filtered")
+    kinds = s.page.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.kind)")
+    assert kinds == ["search", "review", "review", "review"]
+    actors = s.page.locator("tbody tr td:nth-child(4)").all_inner_texts()
+    assert actors == ["ivy", "ivy", "ivy", "ian"]
+    expect(s.page.locator("tr[data-kind='review']").first).to_contain_text("same scar")
+    s.page.locator("tr[data-kind='search'] summary").click()
+    expect(s.page.locator("tr[data-kind='search'] pre.payload")).to_contain_text(
+        "warrant 24/1187 (test)")
+    # Filter by kind and user.
+    s.goto("/ledger?kind=signin&user=ian")
+    assert set(s.page.locator("tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.kind)")) == {"signin"}
+    s.assert_clean()
