@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 
 from faceledger import ledger
@@ -28,6 +29,7 @@ from faceledger.core import Faceledger
 from faceledger.db.schema import IngestJob, Rejection
 from faceledger.errors import FaceledgerError
 from faceledger.gallery import PendingImage, find_image, write_batch
+from faceledger.optout import optout_threshold, templates
 from faceledger.pipeline import FacePipeline, ImageResult
 from faceledger.roles import require
 from faceledger.settings import Settings
@@ -66,6 +68,7 @@ class IngestSummary:
     new_sources: int = 0
     rejected: int = 0
     faces: int = 0
+    blocked_faces: int = 0  # faces of opted-out people, not stored
     seconds: float = 0.0
     rejections: list[dict[str, str]] = field(default_factory=list)
 
@@ -149,6 +152,8 @@ class Ingest:
         t0 = time.perf_counter()
         batch = _Batch(app, summary, col_id, self.principal.name)
         seen: set[str] = set()
+        blocklist = templates(app, app.model_id)
+        block_at = optout_threshold(app, app.model_id) if len(blocklist) else 1.0
         for item, outcome, data, sha in self._results(items, seen, workers, batch):
             prov = provenance.get(item.key, Provenance())
             if isinstance(outcome, tuple):
@@ -157,6 +162,12 @@ class Ingest:
                 batch.duplicate(item, sha, prov)
             else:
                 assert isinstance(outcome, ImageResult) and data is not None
+                if len(blocklist) and outcome.faces:
+                    vecs = np.stack([f.embedding.vector for f in outcome.faces])
+                    keep = (vecs @ blocklist.T).max(axis=1) < block_at
+                    summary.blocked_faces += int((~keep).sum())
+                    outcome = replace(outcome, faces=[f for f, k in zip(outcome.faces, keep,
+                                                                         strict=True) if k])
                 batch.add(PendingImage(item.display, sha, data, outcome, prov))
             summary.processed += 1
             summary.seconds = time.perf_counter() - t0

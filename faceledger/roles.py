@@ -21,6 +21,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "searches.read": frozenset({Role.investigator, Role.supervisor}),  # own; supervisors: all
     "reviews.write": frozenset({Role.investigator, Role.supervisor}),
     "jobs.read": frozenset({Role.admin}),
+    "searches.approve": frozenset({Role.supervisor}),
+    "outcomes.write": frozenset({Role.investigator, Role.supervisor}),
+    "subjects.manage": frozenset({Role.admin}),
+    "retention.run": frozenset({Role.admin}),
+    "reports.read": frozenset({Role.auditor, Role.admin}),
     "collections.read": frozenset(Role),
     "collections.manage": frozenset({Role.admin}),
     "ingest": frozenset({Role.admin}),

@@ -118,6 +118,8 @@ def run_search(app: Faceledger, principal: Principal, probe: bytes, req: SearchR
     try:
         _validate(req)
         cols = resolve_collections(app, app.model_id, req.collections)
+        if req.collections is None:  # all the collections this role may search
+            cols = [c for c in cols if principal.role in policy.roles_for(c[1])]
         with app.db.read() as s:
             rules = check_search(s, policy, principal, req, [c[1] for c in cols])
         result = app.pipeline().process(probe)
@@ -146,7 +148,7 @@ def run_search(app: Faceledger, principal: Principal, probe: bytes, req: SearchR
                  threshold=None, top_k=req.top_k, probe_sha256=probe_sha or "",
                  started_at=started, finished_at=started, ledger_seq=0, result_count=0,
                  face_index=idx, probe_path=probe_path, probe_box=chosen.box.as_list(),
-                 status="pending" if rules else "done", collections=req.collections,
+                 status="pending" if rules else "done", collections=[c[1] for c in cols],
                  approval_rules=rules or None, authorisation_ref=req.authorisation_ref,
                  urgent=req.urgent, auth_deadline=deadline,
                  probe_embedding=chosen.embedding.to_bytes(),

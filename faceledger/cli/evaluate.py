@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -25,7 +26,7 @@ from faceledger.cli.common import emit_json, login, open_app
 from faceledger.errors import FaceledgerError, ValidationError
 from faceledger.eval import calibrate as cal
 from faceledger.eval import card as card_mod
-from faceledger.eval.embedset import EmbedSet, embed_dataset, walk_dataset
+from faceledger.eval.embedset import EmbedSet, apply_exclusions, embed_dataset, walk_dataset
 from faceledger.eval.groups import GroupReport, group_report, load_groups
 from faceledger.eval.identify import IdentifyReport, Protocol, evaluate_identification
 from faceledger.eval.pairs import PairSet, load_pairs
@@ -40,15 +41,18 @@ CacheOpt = typer.Option(None, "--cache", help="Embedding cache (.npz), reused an
 WorkersOpt = typer.Option(None, "--workers", help="Embedding processes (default: all cores).")
 ThresholdOpt = typer.Option(None, "--threshold", help="Operating threshold (default: the active "
                             "calibration of the data home, else the packaged one).")
+ExcludeOpt = typer.Option(None, "--exclude", help="File listing images (relative paths) or "
+                          "identities to leave out, e.g. reviewed label errors.")
 GroupsOpt = typer.Option(None, "--groups", help="CSV with columns identity,group: FMR and FNMR "
                          "per group at the operating threshold.")
 
 
 @contextmanager
 def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    console = Console(stderr=True)
     with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                  transient=True) as bar:
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:
@@ -62,6 +66,22 @@ def _embed(settings: Settings, root: Path, rel: list[str], cache: Path | None,
     with _bar(f"embed {root.name}") as update:
         return embed_dataset(root, rel, settings, workers=workers or settings.workers,
                              cache=cache, progress=update)
+
+
+def _without(es: EmbedSet, exclude: Path | None) -> tuple[EmbedSet, int]:
+    if exclude is None:
+        return es, 0
+    kept, dropped = apply_exclusions(es.paths, exclude)
+    keep = set(kept)
+    return es.subset(np.array([p in keep for p in es.paths], dtype=bool)), len(dropped)
+
+
+def _dataset(settings: Settings, root: Path, cache: Path | None, workers: int | None,
+             exclude: Path | None) -> tuple[EmbedSet, int]:
+    rel, dropped = walk_dataset(root), list[str]()
+    if exclude is not None:
+        rel, dropped = apply_exclusions(rel, exclude)
+    return _embed(settings, root, rel, cache, workers), len(dropped)
 
 
 def _has_home(settings: Settings) -> bool:
@@ -196,14 +216,17 @@ def _op(thr: float | None, source: str) -> dict[str, Any] | None:
 
 def _identify(settings: Settings, dataset: Path, es: EmbedSet | None, cache: Path | None,
               workers: int | None, protocol: Protocol, fallback: bool, thr: float | None,
-              source: str) -> tuple[IdentifyReport, EmbedSet, EmbedSet]:
+              source: str, exclude: Path | None) -> tuple[IdentifyReport, EmbedSet, EmbedSet]:
     if es is None:
-        es = _embed(settings, dataset, walk_dataset(dataset), cache, workers)
+        es, excluded = _dataset(settings, dataset, cache, workers, exclude)
+    else:
+        es, excluded = _without(es, exclude)
     usable = es.subset(es.usable(fallback))
     report = evaluate_identification(usable, protocol, dataset=f"{dataset.name} ({dataset})",
                                      threshold=thr, threshold_source=source)
     report.counts["left_out_no_face"] = int((es.ok & ~es.usable(fallback)).sum())
     report.counts["left_out_errors"] = len(es.errors)
+    report.counts["left_out_excluded"] = excluded
     return report, es, usable
 
 
@@ -216,6 +239,7 @@ def eval_identify(
     out: Path | None = typer.Option(None, "--out", help="Write a model card into this folder."),
     groups: Path | None = GroupsOpt,
     threshold: float | None = ThresholdOpt,
+    exclude: Path | None = ExcludeOpt,
     gallery_sizes: str = typer.Option("100,1000,all", "--gallery-sizes"),
     seed: int = typer.Option(0, "--seed", help="Seed of the enrolled/unenrolled split."),
     unenrolled: float = typer.Option(0.5, "--unenrolled-fraction",
@@ -230,7 +254,7 @@ def eval_identify(
     protocol = _protocol(gallery_sizes, seed, unenrolled)
     thr, source = _operating(settings, threshold)
     report, es, usable = _identify(settings, dataset, None, cache, workers, protocol, fallback,
-                                   thr, source)
+                                   thr, source, exclude)
     g = _groups(groups, usable, thr, source)
     result: dict[str, Any] = {"identify": report.as_dict(), "embeddings": es.summary(),
                               "groups": g.as_dict() if g else None}
@@ -264,6 +288,7 @@ def eval_card(
                                               help="Embedding cache for --dataset."),
     workers: int | None = WorkersOpt,
     threshold: float | None = ThresholdOpt,
+    exclude: Path | None = ExcludeOpt,
     gallery_sizes: str = typer.Option("100,1000,all", "--gallery-sizes"),
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = typer.Option(False, "--json"),
@@ -276,7 +301,7 @@ def eval_card(
     ds = dataset or lfw
     ident, ds_es, usable = _identify(settings, ds, None if dataset else lfw_es,
                                      dataset_cache, workers, _protocol(gallery_sizes, seed, 0.5),
-                                     False, thr, source)
+                                     False, thr, source, exclude)
     with _bar("score all pairs") as update:
         scan = cal.scan_pairs(usable.vectors, usable.identities,
                               cal.keep_for(list(cal.FMR_TABLE), cal.nonmate_count(usable.identities)),
@@ -322,6 +347,7 @@ def calibrate(
                                "instead of refusing a lower one."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Compute and print; write nothing."),
     groups: Path | None = GroupsOpt,
+    exclude: Path | None = ExcludeOpt,
     cache: Path | None = CacheOpt,
     workers: int | None = WorkersOpt,
     as_json: bool = typer.Option(False, "--json"),
@@ -335,7 +361,7 @@ def calibrate(
     with open_app() as app:
         principal = None if dry_run else login(app, "calibration.manage")
         settings = app.settings
-        es = _embed(settings, root, walk_dataset(root), cache, workers)
+        es, excluded = _dataset(settings, root, cache, workers, exclude)
         usable = es.subset(es.usable(False))
         with _bar("score all pairs") as update:
             res = cal.calibrate(usable, target_fmr=target_fmr, target_fpir=target_fpir,
@@ -346,6 +372,8 @@ def calibrate(
                  f"{d['nonmate_comparisons']:,} non-mate comparisons")
         d["dataset_path"] = str(root)
         d["left_out_no_face"] = int((es.ok & ~es.usable(False)).sum())
+        d["left_out_excluded"] = excluded
+        d["exclusion_list"] = str(exclude) if exclude else None
         d["code_version"] = card_mod.code_version()
         g = _groups(groups, usable, res.threshold, "this calibration")
         if g:

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from faceledger.cli import admin, gallery, searching
+from faceledger.cli import admin, gallery, rights, searching
 from faceledger.cli.common import fail
 from faceledger.errors import FaceledgerError
 
@@ -20,6 +20,7 @@ app = typer.Typer(
 admin.register(app)
 gallery.register(app)
 searching.register(app)
+rights.register(app)
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ class CardData:
     scan_dataset: str = ""
     operating: dict[str, Any] | None = None  # {"threshold", "source"}
     groups: list[tuple[str, GroupReport]] = field(default_factory=list)
-    version: dict[str, str | None] = field(default_factory=code_version)
+    version: dict[str, str | None] = field(default_factory=lambda: code_version())
     created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
 

@@ -97,6 +97,25 @@ def walk_dataset(root: Path) -> list[str]:
     return sorted(out)
 
 
+def apply_exclusions(rel_paths: list[str], path: Path) -> tuple[list[str], list[str]]:
+    """Leave out what ``path`` lists, one entry a line ('#' starts a comment): an image path
+    relative to the dataset, or an identity folder name (all of its images) - e.g. reviewed
+    label errors of a public dataset. Returns (kept, left out)."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise ValidationError(f"cannot read exclusion list {path}: {exc.strerror}") from None
+    entries = {ln.split("#", 1)[0].strip() for ln in lines} - {""}
+    known = set(rel_paths) | {identity_of(p) for p in rel_paths}
+    unknown = sorted(entries - known)
+    if unknown:
+        raise ValidationError(f"{path}: {len(unknown)} entries name no image or identity of the "
+                              f"dataset, e.g. {', '.join(unknown[:3])}")
+    dropped = [p for p in rel_paths if p in entries or identity_of(p) in entries]
+    gone = set(dropped)
+    return [p for p in rel_paths if p not in gone], dropped
+
+
 # ---------------------------------------------------------------- worker side
 
 _PIPE: FacePipeline | None = None

@@ -78,6 +78,7 @@ def eer(roc: Roc) -> tuple[float, float]:
     returned is that of the first ROC point with FPR >= FNR."""
     fnr = 1.0 - roc.tpr
     gap = fnr - roc.fpr
+    gap[np.abs(gap) < 1e-12] = 0.0  # 1 - 2/3 is not exactly 1/3
     i = int(np.argmax(gap <= 0))
     if gap[i] == 0 or i == 0:
         return float(roc.fpr[i]), float(roc.thresholds[i])

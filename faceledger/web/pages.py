@@ -139,16 +139,22 @@ def register_web(app: FastAPI) -> None:
     )
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (auth_pages, search_pages, results_pages, ingest_pages, admin_pages,
-                   ledger_pages):
+    for module in (auth_pages, search_pages, results_pages, admin_pages, ledger_pages):
         app.include_router(module.router)
+    # Starlette parses at most 1000 files per form by default; uploads may hold more.
+    max_files = app.state.settings.max_upload_files + 1  # + the manifest
+    app.include_router(ingest_pages.router,
+                       form_limits={"max_files": max_files, "max_fields": 100})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if _wants_html(request) and exc.status_code in (404, 405):
-            err = FaceledgerError("there is no such page" if exc.status_code == 404
-                                  else "this page does not accept that kind of request")
+        if _wants_html(request) and 400 <= exc.status_code < 500:
+            message = {404: "there is no such page",
+                       405: "this page does not accept that kind of request"}.get(
+                exc.status_code, str(exc.detail))
+            err = FaceledgerError(message)
             err.status = exc.status_code
-            err.code = "not_found" if exc.status_code == 404 else "method_not_allowed"
+            err.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code,
+                                                                          "bad_request")
             return error_page(request, err)
         return await http_exception_handler(request, exc)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from PIL import Image
 from playwright.sync_api import expect
 
 from tests.photos import astronaut_face, encode, grace_hopper
@@ -15,7 +16,7 @@ from tests.photos import astronaut_face, encode, grace_hopper
 def test_ingest_upload_reaches_done(open_session: Any, tmp_path: Path) -> None:
     s = open_session("root")
     photo = tmp_path / "hopper-mirror.jpg"
-    photo.write_bytes(encode(grace_hopper().transpose(0)))  # FLIP_LEFT_RIGHT: a new image
+    photo.write_bytes(encode(grace_hopper().transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"this is not a photo")
     hidden = tmp_path / ".hidden.jpg"

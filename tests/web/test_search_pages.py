@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FloatRect, Page, expect
 
 from tests.photos import astronaut_face, collage, encode
 
@@ -29,7 +29,7 @@ def image_loaded(page: Page, selector: str) -> bool:
     return bool(page.eval_on_selector(selector, "img => img.complete && img.naturalWidth > 0"))
 
 
-def box_inside(page: Page, box_sel: str, img_sel: str) -> dict[str, float]:
+def box_inside(page: Page, box_sel: str, img_sel: str) -> FloatRect:
     box = page.locator(box_sel).first.bounding_box()
     img = page.locator(img_sel).first.bounding_box()
     assert box and img, "box or image not rendered"

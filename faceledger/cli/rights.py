@@ -1,0 +1,182 @@
+"""approvals, outcome, authorise, retention, subject, policy."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from typing import Any
+
+import typer
+
+from faceledger import approval, outcomes, retention, subjects
+from faceledger.cli.common import emit_json, login, open_app
+from faceledger.errors import ValidationError
+from faceledger.policy import describe
+
+approvals = typer.Typer(help="Searches waiting for a supervisor.", no_args_is_help=True)
+subject = typer.Typer(help="Subject rights: opt-out, erasure, access.", no_args_is_help=True)
+policy_cmd = typer.Typer(help="The policy in force.", no_args_is_help=True)
+
+
+def _read(photo: Path) -> bytes:
+    try:
+        return photo.read_bytes()
+    except OSError as exc:
+        raise ValidationError(f"cannot read {photo}: {exc.strerror}") from None
+
+
+@approvals.command("list")
+def approvals_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Searches waiting for approval."""
+    with open_app() as app:
+        rows = approval.pending(app, login(app))
+        out: list[dict[str, Any]] = [{"search_id": r.id, "user": r.user.name, "case": r.case_ref,
+                "purpose": r.purpose, "offence": r.offence, "mode": r.mode,
+                "rules": r.approval_rules, "requested_at": r.started_at.isoformat()}
+               for r in rows]
+    if as_json:
+        emit_json(out)
+        return
+    if not out:
+        typer.echo("Nothing is waiting for approval.")
+    for o in out:
+        typer.echo(f"{o['search_id']:>6} {o['requested_at'][:16]} {o['user']:<12} case "
+                   f"{o['case']} {o['purpose']} / {o['offence']} ({', '.join(o['rules'])})")
+
+
+def _decide(search_id: int, approve: bool, reason: str) -> None:
+    with open_app() as app:
+        result = approval.decide(app, login(app), search_id, approve, reason)
+    if result is None:
+        typer.echo(f"Refused search {search_id}; its probe was deleted.")
+    else:
+        typer.echo(f"Approved search {search_id}: {len(result.candidates)} candidates are now "
+                   "visible to the requester.")
+
+
+@approvals.command("approve")
+def approvals_approve(search_id: int, reason: str = typer.Option(..., "--reason")) -> None:
+    """Approve: the search runs and its requester sees the results."""
+    _decide(search_id, True, reason)
+
+
+@approvals.command("refuse")
+def approvals_refuse(search_id: int, reason: str = typer.Option(..., "--reason")) -> None:
+    """Refuse: no results are ever shown; the probe is deleted."""
+    _decide(search_id, False, reason)
+
+
+def outcome(
+    search_id: int,
+    result: str = typer.Option(..., "--result", help=" | ".join(outcomes.RESULTS)),
+    note: str = typer.Option("", "--note"),
+    on: str | None = typer.Option(None, "--date", help="YYYY-MM-DD (default today)"),
+) -> None:
+    """Record what a search led to."""
+    try:
+        day = date.fromisoformat(on) if on else None
+    except ValueError:
+        raise ValidationError(f"--date {on!r} is not YYYY-MM-DD") from None
+    with open_app() as app:
+        principal = login(app)
+        with app.db.write() as s:
+            outcomes.record_outcome(s, principal, search_id, result, note, day)
+    typer.echo(f"Recorded outcome {result} for search {search_id}.")
+
+
+def authorise(search_id: int, ref: str = typer.Option(..., "--ref")) -> None:
+    """Add the authorisation reference an urgent search went ahead without."""
+    with open_app() as app:
+        retention.add_authorisation(app, login(app), search_id, ref)
+    typer.echo(f"Search {search_id} now carries authorisation {ref}.")
+
+
+def retention_run(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Purge probes and result sets past the policy's retention (the ledger still verifies)."""
+    with open_app() as app:
+        principal = login(app, "retention.run")
+        done = retention.run_retention(app, principal.name)
+    if as_json:
+        emit_json(done)
+        return
+    typer.echo(f"Purged {len(done['probes'])} probes, {len(done['results'])} result sets, "
+               f"{len(done['unauthorised'])} urgent searches never authorised.")
+
+
+@subject.command("optout")
+def subject_optout(photo: Path, reference: str = typer.Option("", "--reference"),
+                   face: int | None = typer.Option(None, "--face"),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """Block this person's face from all results and future ingests."""
+    with open_app() as app:
+        block_id = subjects.optout(app, login(app, "subjects.manage"), _read(photo), reference,
+                                   face)
+    if as_json:
+        emit_json({"optout_id": block_id})
+        return
+    typer.echo(f"Opt-out {block_id} recorded: matching faces are withheld from results and "
+               "skipped at ingest.")
+
+
+@subject.command("erase")
+def subject_erase(photo: Path, reference: str = typer.Option("", "--reference"),
+                  face: int | None = typer.Option(None, "--face"),
+                  yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+                  as_json: bool = typer.Option(False, "--json")) -> None:
+    """Find this person's faces, confirm, then delete their images, faces, thumbnails, vectors."""
+    with open_app() as app:
+        principal = login(app, "subjects.manage")
+        found = subjects.find_faces(app, subjects.subject_embedding(app, _read(photo), face))
+        if not as_json or not yes:
+            typer.echo(f"Found {len(found)} matching face(s):", err=as_json)
+            for f in found:
+                typer.echo(f"  face {f.face_id} image {f.image_id} [{f.collection}] "
+                           f"{f.similarity:.4f} {app.settings.home / f.thumbnail_path}",
+                           err=as_json)
+        if not found:
+            if as_json:
+                emit_json({"found": 0, "images": 0, "faces": 0})
+            return
+        if not yes and not typer.confirm("Erase the images holding these faces?"):
+            typer.echo("Nothing erased.")
+            return
+        done = subjects.erase(app, principal, [f.face_id for f in found], reference)
+    if as_json:
+        emit_json({"found": len(found), **done})
+        return
+    typer.echo(f"Erased {done['images']} image(s) and {done['faces']} face(s).")
+
+
+@subject.command("access")
+def subject_access(photo: Path, face: int | None = typer.Option(None, "--face"),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """Who searched for this face? Searches whose probe was, or whose results held, the person."""
+    with open_app() as app:
+        rows = subjects.access(app, login(app, "subjects.manage"), _read(photo), face)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        typer.echo("No search within retention looked for or returned this face.")
+    for r in rows:
+        typer.echo(f"search {r['search_id']} {r['date'][:10]} purpose {r['purpose']!r} unit "
+                   f"{r['unit']!r} matched as {'+'.join(r['matched_as'])} outcome "
+                   f"{r['outcome'] or '(none recorded)'}")
+
+
+@policy_cmd.command("show")
+def policy_show() -> None:
+    """Print the policy in force (validated)."""
+    with open_app() as app:
+        login(app)
+        emit_json(describe(app.policy()))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(approvals, name="approvals")
+    app.command("outcome")(outcome)
+    app.command("authorise")(authorise)
+    app.command("retention")(retention_run)
+    app.add_typer(subject, name="subject")
+    app.add_typer(policy_cmd, name="policy")

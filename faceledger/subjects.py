@@ -1,0 +1,137 @@
+"""Subject rights: opt out, erase, and "who searched for my face?"."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from faceledger import ledger
+from faceledger.accounts import Principal
+from faceledger.core import Faceledger
+from faceledger.db.schema import Face, Image, LedgerEntry, Search
+from faceledger.embed import Embedding
+from faceledger.errors import FaceChoiceRequired, NoFaceError, ValidationError
+from faceledger.gallery import bump_faces_version, collection_face_counts
+from faceledger.optout import add_optout, optout_threshold
+from faceledger.outcomes import latest_outcome
+from faceledger.roles import require
+
+
+@dataclass(frozen=True)
+class FoundFace:
+    face_id: int
+    image_id: int
+    collection: str
+    similarity: float
+    thumbnail_path: str
+
+
+def subject_embedding(app: Faceledger, photo: bytes, face_index: int | None) -> Embedding:
+    result = app.pipeline().process(photo)
+    if not result.faces:
+        raise NoFaceError("no face found in the subject's photo")
+    if face_index is None and len(result.faces) > 1:
+        raise FaceChoiceRequired(
+            f"the photo holds {len(result.faces)} faces; choose one with --face N",
+            faces=[{"index": i, "box": f.box.as_list(), "detector_score":
+                    round(f.quality.detector_score, 4), "face_px": f.quality.face_px}
+                   for i, f in enumerate(result.faces)])
+    idx = face_index or 0
+    if not 0 <= idx < len(result.faces):
+        raise ValidationError(f"face {idx} is out of range")
+    return result.faces[idx].embedding
+
+
+def find_faces(app: Faceledger, query: Embedding, k: int = 500) -> list[FoundFace]:
+    """Every gallery face at or above the conservative opt-out threshold."""
+    threshold = optout_threshold(app, query.model_id)
+    with app.db.read() as s:
+        cols = collection_face_counts(s, query.model_id, None)
+    hits: list[tuple[float, int, str]] = []
+    for col_id, name, count in cols:
+        if count:
+            scores, ids = app.indexes.search(query.model_id, col_id, query.vector,
+                                             min(k, count))
+            hits += [(float(sc), int(i), name) for sc, i in zip(scores, ids, strict=True)
+                     if i >= 0 and sc >= threshold]
+    with app.db.read() as s:
+        faces = {f.id: f for f in s.execute(
+            select(Face).where(Face.id.in_([h[1] for h in hits]))).scalars()}
+    return [FoundFace(fid, faces[fid].image_id, name, round(sc, 6), faces[fid].thumbnail_path)
+            for sc, fid, name in sorted(hits, reverse=True) if fid in faces]
+
+
+def optout(app: Faceledger, principal: Principal, photo: bytes, reference: str,
+           face_index: int | None = None) -> int:
+    require(principal.role, "subjects.manage", principal.name)
+    return add_optout(app, principal, subject_embedding(app, photo, face_index), reference)
+
+
+def erase(app: Faceledger, principal: Principal, face_ids: list[int], reference: str
+          ) -> dict[str, Any]:
+    """Delete the images holding these faces: rows, files, thumbnails, vectors. Ledgered."""
+    require(principal.role, "subjects.manage", principal.name)
+    files: list[str] = []
+    removed: dict[tuple[str, int], list[int]] = {}
+    with app.db.write() as s:
+        images = s.execute(select(Image).join(Face, Face.image_id == Image.id)
+                           .where(Face.id.in_(face_ids)).distinct()).scalars().all()
+        shas = sorted(i.sha256 for i in images)
+        n_faces = 0
+        for img in images:
+            files.append(img.stored_path)
+            for f in img.faces:
+                files.append(f.thumbnail_path)
+                removed.setdefault((f.model_id, img.collection_id), []).append(f.id)
+                n_faces += 1
+            s.delete(img)
+        for (_model, col_id) in removed:
+            bump_faces_version(s, col_id)
+        ledger.append(s, "subject.erased", {
+            "reference": reference, "images": len(images), "faces": n_faces,
+            "images_digest": hashlib.sha256("\n".join(shas).encode()).hexdigest(),
+            "by": principal.name}, actor=principal.name)
+    for (model_id, col_id), ids in removed.items():
+        app.indexes.remove(model_id, col_id, np.asarray(ids, dtype=np.int64))
+    app.indexes.flush()
+    for rel in files:
+        app.files.delete(rel)
+    return {"images": len(images), "faces": n_faces}
+
+
+def access(app: Faceledger, principal: Principal, photo: bytes,
+           face_index: int | None = None) -> list[dict[str, Any]]:
+    """Searches (within retention) whose probe was this person, or that returned them."""
+    require(principal.role, "subjects.manage", principal.name)
+    query = subject_embedding(app, photo, face_index)
+    threshold = optout_threshold(app, query.model_id)
+    mine = {f.face_id for f in find_faces(app, query)}
+    out: list[dict[str, Any]] = []
+    with app.db.read() as s:
+        for row in s.execute(select(Search).where(Search.status == "done")
+                             .order_by(Search.id)).scalars():
+            how = []
+            if row.probe_embedding is not None:
+                vec = np.frombuffer(row.probe_embedding, dtype="<f4")
+                if float(vec @ query.vector) >= threshold:
+                    how.append("probe")
+            if row.results_purged_at is None and mine:
+                entry = s.get(LedgerEntry, row.ledger_seq)
+                payload = ledger.entry_dict(entry)["payload"] if entry else None
+                got = {c["face_id"] for c in (payload or {}).get("candidates", [])}
+                if got & mine:
+                    how.append("result")
+            if how:
+                outcome = latest_outcome(s, row.id)
+                out.append({"search_id": row.id, "date": row.started_at.isoformat(),
+                            "purpose": row.purpose, "offence": row.offence,
+                            "unit": row.user.unit or "(no unit recorded)", "matched_as": how,
+                            "outcome": outcome.result if outcome else None})
+    with app.db.write() as s:
+        ledger.append(s, "subject.access", {"searches_found": len(out), "by": principal.name},
+                      actor=principal.name)
+    return out
