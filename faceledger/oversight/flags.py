@@ -73,8 +73,10 @@ class Flag:
     def search_ids(self) -> list[int]:
         ids: list[int] = []
         for e in self.evidence:
-            ids.extend(e["search_ids"] if "search_ids" in e else [e["search_id"]]
-                       if "search_id" in e else [])
+            if "search_ids" in e:
+                ids.extend(e["search_ids"])
+            elif "search_id" in e:
+                ids.append(e["search_id"])
         return ids
 
     def as_dict(self) -> dict[str, Any]:
@@ -197,7 +199,7 @@ def _volume(by_user: dict[str, list[SearchRecord]], t: VolumeThresholds) -> list
         per_case: dict[str, list[SearchRecord]] = defaultdict(list)
         for r in rs:
             per_case[r.case].append(r)
-        case_ev = [{"case": c, "searches": len(v), "search_ids": [r.id for r in v],
+        case_ev: list[dict[str, Any]] = [{"case": c, "searches": len(v), "search_ids": [r.id for r in v],
                     "first": iso(v[0].started_at), "last": iso(v[-1].started_at)}
                    for c, v in sorted(per_case.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
         peers = {p: round(v, 4) for p, v in spc.items() if p != u}

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Select, and_, select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
 from faceledger.db.schema import Outcome, Search, User
@@ -83,17 +83,6 @@ class SearchRecord:
         }
 
 
-def _period_query(start: datetime, end: datetime, user: str | None) -> Select[Any]:
-    approver = aliased(User)
-    q = (select(Search, User, approver.name)
-         .join(User, Search.user_id == User.id)
-         .outerjoin(approver, Search.approver_id == approver.id)
-         .where(and_(Search.started_at >= as_utc(start), Search.started_at < as_utc(end))))
-    if user is not None:
-        q = q.where(User.name == user)
-    return q.order_by(Search.started_at, Search.id)
-
-
 def latest_outcomes(session: Session, start: datetime, end: datetime
                     ) -> dict[int, tuple[str, datetime]]:
     """search id -> (result, outcome date) of the latest outcome row (by created_at, then id)."""
@@ -112,8 +101,15 @@ def load_searches(session: Session, start: datetime, end: datetime,
                   user: str | None = None) -> list[SearchRecord]:
     """Every search (any status) started in [start, end), oldest first."""
     outcomes = latest_outcomes(session, start, end)
+    approver_user = aliased(User)
+    q = (select(Search, User, approver_user.name)
+         .join(User, Search.user_id == User.id)
+         .outerjoin(approver_user, Search.approver_id == approver_user.id)
+         .where(and_(Search.started_at >= as_utc(start), Search.started_at < as_utc(end))))
+    if user is not None:
+        q = q.where(User.name == user)
     out: list[SearchRecord] = []
-    for s, u, approver in session.execute(_period_query(start, end, user)).all():
+    for s, u, approver in session.execute(q.order_by(Search.started_at, Search.id)).all():
         result, when = outcomes.get(s.id, (None, None))
         out.append(SearchRecord(
             id=s.id, user=u.name, role=u.role, unit=u.unit, started_at=as_utc(s.started_at),

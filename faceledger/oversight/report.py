@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceledger.db.schema import LedgerEntry, Search, User
@@ -82,6 +82,8 @@ class OversightReport:
     signin_failures: list[dict[str, Any]]
     approvals: dict[str, list[dict[str, Any]]]
     flags: list[Flag] = field(default_factory=list)
+    working_hours: tuple[int, int] = (7, 19)
+    working_days: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
 
     @property
     def total(self) -> int:
@@ -95,7 +97,8 @@ class OversightReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "period": {"start": iso(self.start), "end": iso(self.end), "end_exclusive": True,
-                       "timezone": self.timezone},
+                       "timezone": self.timezone, "working_hours": list(self.working_hours),
+                       "working_days": self.working_days},
             "user": self.user, "generated_at": iso(self.generated_at),
             "answers": self.answers(),
             "usage": {"first_search_ever": iso(self.first_search_ever),
@@ -277,5 +280,6 @@ def build_report(session: Session, *, start: datetime, end: datetime, user: str 
         refused_by_rule=_count([str(x["rule"] or x["code"] or "unknown") for x in refused]),
         signin_failures=_signins(session, start, end, user),
         approvals=_approvals(session, start, end, records, user),
-        flags=flags,
+        flags=flags, working_hours=policy.oversight.working_hours,
+        working_days=list(policy.oversight.working_days),
     )

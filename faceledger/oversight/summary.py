@@ -32,7 +32,6 @@ def period_text(rep: OversightReport) -> str:
 
 
 def since(rep: OversightReport) -> str:
-    who = f"{rep.user} " if rep.user else "the system "
     if rep.first_search_ever is None:
         return ("No search has ever been recorded" + (f" for {rep.user}." if rep.user else ".")
                 + " The system has not been used.")
@@ -40,7 +39,8 @@ def since(rep: OversightReport) -> str:
              f"{when(rep.first_search_ever, rep.timezone)} (the first search ever"
              + (f", by {rep.first_search_ever_by})" if not rep.user else ")"))
     if rep.first_search_in_period is None or rep.last_search_in_period is None:
-        return f"{first}. No search was made by {who.strip()} in the period {period_text(rep)}."
+        by = f" by {rep.user}" if rep.user else ""
+        return f"{first}. No search was made{by} in the period {period_text(rep)}."
     return (f"{first}. In the period {period_text(rep)} the first search was on "
             f"{when(rep.first_search_in_period, rep.timezone)} and the last on "
             f"{when(rep.last_search_in_period, rep.timezone)}.")

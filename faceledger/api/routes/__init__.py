@@ -10,6 +10,7 @@ from faceledger.api.routes import (
     health,
     ingest,
     ledger,
+    oversight,
     searches,
     users,
 )
@@ -24,5 +25,5 @@ def register_api(app: FastAPI) -> None:
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
               name="swagger")
     app.include_router(health.router)
-    for module in (collections, ingest, searches, faces, ledger, users):
+    for module in (collections, ingest, searches, faces, ledger, users, oversight):
         app.include_router(module.router, prefix=PREFIX)

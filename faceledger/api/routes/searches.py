@@ -36,12 +36,15 @@ async def create_search(
     top_k: Annotated[int, Form(ge=1, le=500)] = 20,
     face_index: Annotated[int | None, Form()] = None,
     collection: Annotated[list[str] | None, Form()] = None,
+    authorisation_ref: Annotated[str | None, Form(max_length=200)] = None,
+    urgent: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
     """Search the gallery. Refused (and ledgered) without case, purpose, offence, legal basis.
     A probe with several faces and no `face_index` answers 409 with the faces to choose from."""
     data = await read_capped(probe, core.settings.max_upload_bytes)
     req = SearchRequest(case, purpose, offence, legal_basis, mode, top_k, face_index,
-                        [c for c in collection or [] if c] or None)
+                        [c for c in collection or [] if c] or None, authorisation_ref or None,
+                        urgent)
     result = await run_in_threadpool(run_search, core, caller.principal, data, req)
     return result.as_dict()
 

@@ -1,0 +1,64 @@
+"""Oversight and subject-rights endpoints over real HTTP."""
+
+from __future__ import annotations
+
+from tests.live import LiveServer
+from tests.photos import astronaut_face, encode, grace_hopper, variants
+
+FIELDS = {"case": "RIGHTS-1", "purpose": "criminal investigation", "offence": "fraud",
+          "legal_basis": "basis"}
+
+
+def test_approval_outcome_and_authorisation(live_server: LiveServer) -> None:
+    probe = {"probe": ("g.jpg", encode(grace_hopper()), "image/jpeg")}
+    with live_server.client("ivy") as c:
+        # The packaged policy holds "intelligence" searches for a supervisor.
+        held = c.post("/api/v1/searches", files=probe,
+                      data={**FIELDS, "purpose": "intelligence", "urgent": "true"})
+        assert held.status_code == 200 and held.json()["status"] == "pending"
+        sid = held.json()["search_id"]
+        assert held.json()["candidates"] == []
+        assert c.get(f"/api/v1/searches/{sid}").json()["candidates"] == []
+    with live_server.client("sue") as c:
+        pending = c.get("/api/v1/approvals").json()
+        assert [p["search_id"] for p in pending] == [sid]
+        assert c.post(f"/api/v1/approvals/{sid}", json={"approve": True}).status_code == 422
+        ok = c.post(f"/api/v1/approvals/{sid}", json={"approve": True, "reason": "justified"})
+        assert ok.json()["status"] == "done"
+    with live_server.client("ivy") as c:
+        detail = c.get(f"/api/v1/searches/{sid}").json()
+        assert detail["candidates"][0]["source_url"] == "https://example.org/grace.jpg"
+        r = c.post(f"/api/v1/searches/{sid}/outcome",
+                   json={"result": "arrest", "note": "n", "date": "2026-11-01"})
+        assert r.status_code == 201 and r.json()["date"] == "2026-11-01"
+        assert c.post(f"/api/v1/searches/{sid}/outcome", json={"result": "??"}
+                      ).status_code == 422
+        assert c.post(f"/api/v1/searches/{sid}/authorisation", json={"ref": "AUTH-1"}
+                      ).json()["authorisation_ref"] == "AUTH-1"
+    with live_server.client("audrey") as c:
+        kinds = [e["kind"] for e in c.get("/api/v1/ledger", params={"case": "RIGHTS-1"}).json()]
+        assert kinds == ["search.requested", "search.approved", "search", "outcome",
+                         "search.authorised"]
+
+
+def test_subject_rights_endpoints(live_server: LiveServer) -> None:
+    photo = {"photo": ("a.jpg", variants(astronaut_face())["mirror"], "image/jpeg")}
+    with live_server.client("ivy") as c:
+        c.post("/api/v1/searches", files={"probe": ("a.jpg", encode(astronaut_face()),
+                                                    "image/jpeg")}, data=FIELDS)
+    with live_server.client("root") as c:
+        access = c.post("/api/v1/subjects/access", files=photo).json()
+        assert any("probe" in a["matched_as"] for a in access)
+        preview = c.post("/api/v1/subjects/erase/preview", files=photo).json()["faces"]
+        assert preview and preview[0]["thumbnail"].startswith("data:image/jpeg;base64,")
+        assert c.post("/api/v1/subjects/optout", files=photo, data={"reference": "REQ-9"}
+                      ).status_code == 201
+    with live_server.client("ivy") as c:
+        res = c.post("/api/v1/searches", files={"probe": ("a.jpg", encode(astronaut_face()),
+                                                          "image/jpeg")}, data=FIELDS).json()
+        assert all("astro" not in (x["source_url"] or "") for x in res["candidates"])
+    with live_server.client("root") as c:
+        gone = c.post("/api/v1/subjects/erase",
+                      json={"face_ids": [f["face_id"] for f in preview], "reference": "E-1"})
+        assert gone.json()["faces"] >= 1
+        assert c.get("/api/v1/policy").json()["purposes"]
