@@ -140,3 +140,31 @@ def test_killed_ingest_resumes_without_duplicates(cli: CLI, tmp_path: Path) -> N
     kinds = [e["kind"] for e in json.loads(
         cli("ledger", "show", "--kind", "ingest", "--json", token=audrey).stdout)]
     assert "ingest.interrupted" in kinds
+
+
+def test_oversight_commands(cli: CLI, tmp_path: Path) -> None:
+    admin, ivy, audrey = setup(cli)
+    sue = cli("users", "add", "sue", "--role", "supervisor", token=admin).stdout.split()[-1]
+    photos = tmp_path / "p"
+    photos.mkdir()
+    (photos / "astronaut.jpg").write_bytes(encode(astronaut_face()))
+    (photos / "grace.jpg").write_bytes(encode(grace_hopper()))
+    cli("ingest", str(photos), "--collection", "mugshots", token=admin)
+    probe = photos / "grace.jpg"
+    base = ["--case", "K-1", "--offence", "fraud", "--legal-basis", "b"]
+    held = cli("search", str(probe), "--purpose", "intelligence", "--urgent", *base, token=ivy)
+    assert "waiting for a supervisor" in held.stdout
+    listed = json.loads(cli("approvals", "list", "--json", token=sue).stdout)
+    sid = listed[0]["search_id"]
+    assert "Approved" in cli("approvals", "approve", str(sid), "--reason", "ok", token=sue).stdout
+    cli("outcome", str(sid), "--result", "charge", "--note", "charged", token=ivy)
+    cli("authorise", str(sid), "--ref", "W-1", token=ivy)
+    bad = cli("outcome", str(sid), "--result", "maybe", token=ivy, check=False)
+    assert bad.returncode == 1 and "one of" in bad.stderr
+    access = json.loads(cli("subject", "access", str(probe), "--json", token=admin).stdout)
+    assert [a["search_id"] for a in access] == [sid] and access[0]["outcome"] == "charge"
+    erased = json.loads(cli("subject", "erase", str(probe), "--yes", "--json",
+                            token=admin).stdout)
+    assert erased["images"] == 1
+    assert "OK:" in cli("ledger", "verify", token=audrey).stdout
+    assert json.loads(cli("retention", "--json", token=admin).stdout)["probes"] == []
