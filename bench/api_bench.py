@@ -23,9 +23,9 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lfw_gallery import build_gallery, load_npz  # noqa: E402
+from lfw_gallery import build_gallery, load_npz
 
-from faceledger import accounts  # noqa: E402
+from faceledger import accounts
 
 
 def pct(values: list[float], q: float) -> float:

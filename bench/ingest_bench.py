@@ -67,9 +67,14 @@ def run_faceledger(files: list[Path], workers: int) -> dict[str, Any]:
         summary = Ingest(app, admin).run([src], "bench", workers=workers)
         dt = time.perf_counter() - t0
         app.close()
+        home = Path(tmp) / "home"
+        db_bytes = sum(p.stat().st_size for p in home.glob("faceledger.db*"))
+        thumbs = sum(p.stat().st_size for p in (home / "thumbs").rglob("*.jpg"))
     return {"name": f"faceledger ingest ({workers} workers)", "images": summary.added,
             "faces": summary.faces, "rejected": summary.rejected, "seconds": round(dt, 2),
-            "images_per_s": round(len(files) / dt, 2), "faces_per_s": round(summary.faces / dt, 2)}
+            "images_per_s": round(len(files) / dt, 2), "faces_per_s": round(summary.faces / dt, 2),
+            "db_bytes_per_face": round(db_bytes / max(summary.faces, 1)),
+            "thumbnail_bytes_per_face": round(thumbs / max(summary.faces, 1))}
 
 
 def main() -> None:

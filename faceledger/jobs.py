@@ -48,7 +48,9 @@ class JobRunner:
                     if job is not None:
                         job.status = "failed"
             finally:
-                shutil.rmtree(staged, ignore_errors=True)
+                # the upload's own folder (<home>/uploads/<random>/), not just its files/
+                shutil.rmtree(staged.parent if staged.name == "files" else staged,
+                              ignore_errors=True)
                 with self._lock:
                     self._live.pop(job_id, None)
 

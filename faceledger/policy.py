@@ -154,12 +154,12 @@ def check_search(session: Session, policy: Policy, principal: Principal, req: Se
     if barred:
         raise _refuse("roles.collections", f"role {principal.role!r} may not search "
                       + ", ".join(barred))
-    if req.purpose in policy.authorisation.required_for_purposes and not req.authorisation_ref:
-        if not req.urgent:
-            raise _refuse("authorisation.required",
-                          f"purpose {req.purpose!r} needs an authorisation reference "
-                          "(or mark the search urgent and add it within "
-                          f"{policy.authorisation.urgent_window_hours:g} hours)")
+    if (req.purpose in policy.authorisation.required_for_purposes
+            and not req.authorisation_ref and not req.urgent):
+        raise _refuse("authorisation.required",
+                      f"purpose {req.purpose!r} needs an authorisation reference "
+                      "(or mark the search urgent and add it within "
+                      f"{policy.authorisation.urgent_window_hours:g} hours)")
     quota = policy.quota.searches_per_user_per_day
     if quota is not None:
         since = datetime.now(UTC) - timedelta(days=1)

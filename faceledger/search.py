@@ -130,11 +130,12 @@ def run_search(app: Faceledger, principal: Principal, probe: bytes, req: SearchR
     faces = probe_faces(result.faces)
     if req.face_index is None and len(result.faces) > 1:
         raise FaceChoiceRequired(
-            f"the probe holds {len(faces)} faces; choose one with --face N (0-{len(faces) - 1})",
+            f"the probe holds {len(faces)} faces; choose one (face number 0-{len(faces) - 1}, "
+            "numbered left to right)",
             faces=[asdict(f) for f in faces])
     idx = req.face_index or 0
     if not 0 <= idx < len(result.faces):
-        raise ValidationError(f"--face {idx} is out of range: the probe has {len(faces)} face(s)")
+        raise ValidationError(f"face {idx} is out of range: the probe has {len(faces)} face(s)")
     chosen = result.faces[idx]
     probe_path = app.files.probe_relpath(probe_sha or "", result.format)
     app.files.put(probe_path, probe)

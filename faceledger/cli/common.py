@@ -47,6 +47,7 @@ def fail(exc: FaceledgerError, as_json: bool = False) -> None:
         typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
         faces = exc.details.get("faces")
         if faces:
+            typer.echo("Choose one with --face N:", err=True)
             for f in faces:
                 typer.echo(f"  face {f['index']}: box {f['box']} score {f['detector_score']} "
                            f"size {f['face_px']}px", err=True)

@@ -101,12 +101,11 @@ def _operating(settings: Settings, threshold: float | None) -> tuple[float | Non
                     except FaceledgerError:
                         c = None
                 if c is not None:
-                    return c.threshold, (f"active calibration {c.id}: FMR {c.target_fmr:g}, "
-                                         f"{c.dataset}")
+                    size = f", gallery {c.gallery_size:,}" if c.gallery_size else ""
+                    return c.threshold, f"active calibration {c.id} (FMR {c.target_fmr:g}{size})"
     for row in packaged_defaults():
         if row["model_id"] == settings.model:
-            return float(row["threshold"]), (f"packaged calibration: FMR {row['target_fmr']:g}, "
-                                             f"{row['dataset']}")
+            return float(row["threshold"]), f"packaged calibration (FMR {row['target_fmr']:g})"
     return None, ""
 
 

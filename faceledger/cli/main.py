@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from faceledger.cli import admin, gallery, rights, searching
+from faceledger.cli import admin, gallery, report, rights, searching
 from faceledger.cli.common import fail
 from faceledger.errors import FaceledgerError
 
@@ -21,6 +21,7 @@ admin.register(app)
 gallery.register(app)
 searching.register(app)
 rights.register(app)
+report.register(app)
 
 
 def main() -> None:

@@ -163,7 +163,7 @@ def _identify(doc: Doc, r: IdentifyReport, out: Path) -> None:
         rows.append([d["gallery"], f"{d['mated_searches']:,} / {d['nonmated_searches']:,}",
                      pct(d["rank1"]), pct(d["rank5"]), *fn, pct(d["investigation"]["mate_in_top"])])
     doc.table(head, rows)
-    doc.p("* fewer than 10/FPIR non-mated searches: the threshold rests on fewer than 10 false "
+    doc.p("(*) fewer than 10/FPIR non-mated searches: the threshold rests on fewer than 10 false "
           "positives and is a weak estimate.")
     doc.img(plots.cmc(r, out / "cmc.png"), "CMC curves")
     doc.img(plots.fnir_fpir(r, out / "fnir_fpir.png"), "FNIR against FPIR")

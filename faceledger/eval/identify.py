@@ -128,8 +128,9 @@ class IdentifyReport:
                            f"{v['threshold']:.4f}, actual FPIR {v['fpir']:.4g}){warn}")
             if "operating_threshold" in d:
                 o = d["operating_threshold"]
+                fp = "n/a" if o["fpir"] is None else f"{o['fpir']:.4g}"
                 out.append(f"    at the operating threshold {o['threshold']:.4f} ({o['source']}):"
-                           f" FPIR {o['fpir']:.4g}, FNIR {100 * o['fnir']:.2f}%")
+                           f" FPIR {fp}, FNIR {100 * o['fnir']:.2f}%")
         return out
 
 

@@ -62,6 +62,9 @@ def scores_hist(mate_counts: npt.ArrayLike, non_counts: npt.ArrayLike, edges: np
             ax.axvline(t, ls="--", lw=1, color="grey")
             ax.text(t, 0.02, f" {name}", rotation=90, fontsize=7,
                     va="bottom", transform=ax.get_xaxis_transform())
+    used = np.flatnonzero(np.asarray(mate_counts) + np.asarray(non_counts))
+    if used.size:
+        ax.set_xlim(e[used[0]], e[used[-1] + 1])
     ax.set_yscale("log")
     ax.set_xlabel("cosine similarity")
     ax.set_ylabel("density")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +59,8 @@ class VerifyReport:
                     self.kfold_excl_fallback.as_dict() if self.kfold_excl_fallback else None,
             },
             "auc": self.auc, "eer": self.eer, "eer_threshold": self.eer_threshold,
-            "tar_at_far": {f"{k:g}": v.as_dict() for k, v in self.tar.items()},
+            "tar_at_far": {f"{k:g}": {**v.as_dict(), "false_accepts_allowed": self._allowed(k)}
+                           for k, v in self.tar.items()},
             "roc": {"fpr": _thin(self.roc.fpr), "tpr": _thin(self.roc.tpr)},
             "skipped_pairs": [{"a": a, "b": b, "reason": r} for a, b, r in self.skipped_pairs],
             "published_accuracy": self.published,
@@ -68,6 +70,9 @@ class VerifyReport:
         if self.operating:
             d["operating_threshold"] = self.operating
         return d
+
+    def _allowed(self, far: float) -> int:
+        return math.floor(far * int((~self.labels).sum()) * (1 + 1e-12))
 
     def lines(self) -> list[str]:
         k = self.kfold
@@ -88,9 +93,11 @@ class VerifyReport:
                        f"{100 * e.std:.2f}")
         out.append(f"ROC AUC {self.auc:.5f}; EER {pts(self.eer)} (threshold "
                    f"{self.eer_threshold:.4f})")
+        n_neg = int((~self.labels).sum())
         for far, op in self.tar.items():
             out.append(f"TAR {pts(op.tar)} at FAR {far:g} (threshold {op.threshold:.4f}, "
-                       f"actual FAR {op.far:.4g})")
+                       f"actual FAR {op.far:.4g}; at most {self._allowed(far)} of {n_neg} "
+                       "mismatched pairs accepted)")
         if self.published:
             out.append(f"published: {pts(self.published)}; difference "
                        f"{100 * (k.mean - self.published):+.2f} points")

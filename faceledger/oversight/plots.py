@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from faceledger.oversight.records import OUTCOME_RESULTS
 
@@ -65,9 +66,10 @@ def searches_over_time(rep: OversightReport) -> bytes:
         heights = [per_user[user][b] for b in buckets]
         ax.bar(buckets, heights, width=step * 0.8, bottom=bottom, label=user)  # type: ignore[arg-type]
         bottom = [a + b for a, b in zip(bottom, heights, strict=True)]
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("searches per " + ("week" if weekly else "day"))
     ax.set_title("Searches over time, by user")
-    ax.legend(fontsize="small", ncols=min(4, len(per_user)))
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.autofmt_xdate()
     return _png(fig)
 
@@ -89,9 +91,10 @@ def outcomes_by_purpose(rep: OversightReport) -> bytes:
             label = "no outcome recorded" if res == "none" else res.replace("_", " ")
             ax.barh(purposes, widths, left=left, label=label)
             left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("completed searches")
     ax.set_title("Outcomes by purpose")
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
 
@@ -105,6 +108,7 @@ def searches_by_hour(rep: OversightReport, working_hours: tuple[int, int] | None
                    label="working hours")
         ax.legend(fontsize="small")
     ax.set_xticks(hours)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(f"hour of day ({rep.timezone})")
     ax.set_ylabel("searches")
     ax.set_title("Searches by hour of day")

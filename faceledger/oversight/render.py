@@ -62,7 +62,7 @@ def _text(v: Any) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
-        return f"{v:.2f}"
+        return f"{v:.4g}"
     if isinstance(v, list):
         return ", ".join(_text(x) for x in v)
     return str(v)

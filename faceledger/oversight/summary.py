@@ -33,11 +33,14 @@ def period_text(rep: OversightReport) -> str:
 
 def since(rep: OversightReport) -> str:
     if rep.first_search_ever is None:
-        return ("No search has ever been recorded" + (f" for {rep.user}." if rep.user else ".")
-                + " The system has not been used.")
-    first = (f"{'The system' if not rep.user else rep.user} was first used on "
-             f"{when(rep.first_search_ever, rep.timezone)} (the first search ever"
-             + (f", by {rep.first_search_ever_by})" if not rep.user else ")"))
+        if rep.user:
+            return f"No search by {rep.user} has ever been recorded."
+        return "No search has ever been recorded: the system has not been used."
+    first_at = when(rep.first_search_ever, rep.timezone)
+    first = (f"{rep.user} first used the system on {first_at} (their first search ever)"
+             if rep.user else
+             f"The system was first used on {first_at} (the first search ever, by "
+             f"{rep.first_search_ever_by})")
     if rep.first_search_in_period is None or rep.last_search_in_period is None:
         by = f" by {rep.user}" if rep.user else ""
         return f"{first}. No search was made{by} in the period {period_text(rep)}."

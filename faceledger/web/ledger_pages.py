@@ -18,8 +18,9 @@ router = APIRouter(include_in_schema=False)
 Auditor = Annotated[Caller, Depends(need("ledger.read"))]
 PAGE = 200
 BATCH = 1000
-KINDS = ["search", "search.refused", "review", "signin", "user", "token", "collection",
-         "ingest", "system"]
+KINDS = ["search", "search.refused", "search.requested", "search.approved",
+         "search.approval_refused", "review", "outcome", "signin", "user", "token",
+         "collection", "ingest", "subject", "policy", "retention", "system"]
 
 
 def _day(raw: str, label: str) -> date | None:
@@ -39,6 +40,17 @@ def summary(kind: str, p: dict[str, Any] | None) -> str:
         n = len(p.get("candidates") or [])
         return (f"{p.get('mode')} search, {p.get('purpose')} / {p.get('offence')}, top-{p.get('top_k')}"
                 f" → {n} candidate{'s' if n != 1 else ''}; basis: {p.get('legal_basis')}")
+    if kind == "search.requested":
+        rules = ", ".join(p.get("approval_rules") or [])
+        return (f"{p.get('mode')} search #{p.get('search_id')}, {p.get('purpose')} / "
+                f"{p.get('offence')} → held for approval ({rules})")
+    if kind in ("search.approved", "search.approval_refused"):
+        verb = "approved" if kind == "search.approved" else "refused"
+        return (f"search #{p.get('search_id')} of {p.get('requested_by')} {verb} by "
+                f"{p.get('by')}: “{p.get('reason')}”")
+    if kind == "outcome":
+        note = f" — “{p['note']}”" if p.get("note") else ""
+        return f"search #{p.get('search_id')}: {p.get('result')} on {p.get('date')}{note}"
     if kind == "search.refused":
         return f"refused ({p.get('code')}): {p.get('reason')}"
     if kind == "review":

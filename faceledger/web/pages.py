@@ -1,6 +1,7 @@
 """The server-rendered web UI: registration, shared rendering helpers and the HTML error page.
 
-Pages live in one module per area (auth, search, results, ingest, admin, ledger). Every page but
+Pages live in one module per area (auth, search, results, approvals, ingest, admin, subjects,
+ledger, oversight, policy). Every page but
 /login declares ``Depends(need(...))``; the templates only decide what to *show* (nav links),
 never what is allowed. All script and style come from /static (the CSP forbids inline ones)."""
 
@@ -32,15 +33,21 @@ templates = Jinja2Templates(directory=HERE / "templates")
 NAV: list[tuple[str, str, str]] = [
     ("search", "/search", "Search"),
     ("searches.read", "/searches", "Searches"),
+    ("searches.approve", "/approvals", "Approvals"),
     ("ingest", "/ingest", "Ingest"),
     ("users.manage", "/admin", "Admin"),
+    ("subjects.manage", "/subjects", "Subject rights"),
     ("ledger.read", "/ledger", "Ledger"),
+    ("reports.read", "/oversight", "Oversight"),
 ]
 HOME: dict[str, str] = {Role.investigator: "/search", Role.supervisor: "/search",
                         Role.auditor: "/ledger", Role.admin: "/admin"}
 STATUS_TITLES = {400: "Bad request", 401: "Sign-in needed", 403: "Not allowed",
                  404: "Not found", 405: "Not allowed here", 409: "A choice is needed",
                  413: "Too large", 422: "Cannot do that", 503: "Not ready"}
+OUTCOME_LABELS = {"no_match": "No match", "lead_pursued": "Lead pursued",
+                  "identification_confirmed": "Identification confirmed", "arrest": "Arrest",
+                  "charge": "Charge", "no_further_action": "No further action"}
 REVIEW_LABELS = {"unreviewed": "Unreviewed", "confirmed_once": "Confirmed once · needs second",
                  "confirmed": "Confirmed", "rejected": "Rejected", "disputed": "Disputed"}
 
@@ -71,6 +78,7 @@ templates.env.filters["when"] = when
 templates.env.filters["safe_url"] = safe_url
 templates.env.globals["version"] = __version__
 templates.env.globals["review_labels"] = REVIEW_LABELS
+templates.env.globals["outcome_labels"] = OUTCOME_LABELS
 
 
 def home_for(role: str) -> str:
@@ -131,20 +139,27 @@ def register_web(app: FastAPI) -> None:
     """Mount /static and add the page routes (and an HTML 404/405 page for browsers)."""
     from faceledger.web import (
         admin_pages,
+        approval_pages,
         auth_pages,
         ingest_pages,
         ledger_pages,
+        oversight_pages,
+        policy_pages,
         results_pages,
         search_pages,
+        subject_pages,
     )
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (auth_pages, search_pages, results_pages, admin_pages, ledger_pages):
+    for module in (auth_pages, search_pages, results_pages, approval_pages, admin_pages,
+                   ledger_pages, oversight_pages, policy_pages):
         app.include_router(module.router)
     # Starlette parses at most 1000 files per form by default; uploads may hold more.
     max_files = app.state.settings.max_upload_files + 1  # + the manifest
     app.include_router(ingest_pages.router,
                        form_limits={"max_files": max_files, "max_fields": 100})
+    # The erasure confirmation carries one field per face found (find_faces returns <= 500).
+    app.include_router(subject_pages.router, form_limits={"max_fields": 2000})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -1,4 +1,8 @@
-"""The search form: pick a photo, pick a face, justify the search, run it."""
+"""The search form: pick a photo, pick a face, justify the search, run it.
+
+Purposes and offences come from the policy in force. A purpose that needs an authorisation
+reference shows that field (and the "urgent" alternative); the policy check in run_search is
+what enforces it. A search that policy holds for approval goes to its page, which says so."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from faceledger.errors import (
     FaceChoiceRequired,
     FaceledgerError,
     ImageTooLargeError,
+    PolicyRefusal,
     ValidationError,
 )
 from faceledger.search import SearchRequest, run_search
@@ -29,13 +34,17 @@ def _form_page(request: Request, core: Faceledger, caller: Caller, values: dict[
                error: FaceledgerError | None = None) -> Response:
     with core.db.read() as s:
         collections = list_collections(s)
+    policy = core.policy()
     faces = error.details.get("faces", []) if isinstance(error, FaceChoiceRequired) else []
     message = error.message if error else None
     if faces:  # the service's message speaks CLI (--face N); say it the web way
         message = f"the photo holds {len(faces)} faces and none was chosen."
+    rule = error.details.get("rule") if isinstance(error, PolicyRefusal) else None
     return render(request, "search.html", caller, status=error.status if error else 200,
-                  values=values, error=message, faces=faces,
-                  purposes=core.settings.purposes, offences=core.settings.offences,
+                  values=values, error=message, rule=rule, faces=faces,
+                  purposes=policy.purposes, offences=policy.offences,
+                  auth_purposes=policy.authorisation.required_for_purposes,
+                  urgent_hours=f"{policy.authorisation.urgent_window_hours:g}",
                   modes=MODES, collections=collections,
                   max_upload_bytes=core.settings.max_upload_bytes)
 
@@ -64,7 +73,7 @@ def _read_probe(probe: UploadFile | None, limit: int) -> bytes:
 @router.get("/search")
 def search_form(request: Request, core: Core, caller: Searcher) -> Response:
     return _form_page(request, core, caller, {"top_k": 20, "mode": "investigate",
-                                              "collections": []})
+                                              "collections": [], "urgent": False})
 
 
 @router.post("/search")
@@ -79,18 +88,27 @@ def search_submit(
     top_k: Annotated[str, Form()] = "20",
     face_index: Annotated[str, Form()] = "",
     collection: Annotated[list[str] | None, Form()] = None,
+    authorisation_ref: Annotated[str, Form()] = "",
+    urgent: Annotated[str, Form()] = "",
 ) -> Response:
     chosen = [c for c in collection or [] if c]
+    is_urgent = urgent.strip().lower() in ("1", "true", "on", "yes")
     values: dict[str, Any] = {"case": case, "purpose": purpose, "offence": offence,
                               "legal_basis": legal_basis, "mode": mode, "top_k": top_k,
-                              "collections": chosen}
+                              "collections": chosen, "authorisation_ref": authorisation_ref,
+                              "urgent": is_urgent}
     try:
         k = _int_field(top_k, "top-k", 20)
         idx = _int_field(face_index, "the face number", None)
         data = _read_probe(probe, core.settings.max_upload_bytes)
+        if len(authorisation_ref.strip()) > 200:
+            raise ValidationError("the authorisation reference is too long (200 characters "
+                                  "at most)")
         req = SearchRequest(case.strip(), purpose.strip(), offence.strip(), legal_basis.strip(),
-                            mode, 20 if k is None else k, idx, chosen or None)
+                            mode, 20 if k is None else k, idx, chosen or None,
+                            authorisation_ref.strip() or None, is_urgent)
         result = run_search(core, caller.principal, data, req)
     except FaceledgerError as exc:
         return _form_page(request, core, caller, values, exc)
+    # "pending": held for a supervisor; its page says so and shows no candidates.
     return RedirectResponse(f"/searches/{result.search_id}", status_code=303)

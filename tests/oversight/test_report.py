@@ -149,12 +149,16 @@ def test_one_user(march: tuple[Builder, dict[str, int], OversightReport]) -> Non
     assert rep.per_case == {"C-1": 2, "C-2": 1}
     assert rep.first_search_ever == at("2025-02-20 10:00")
     assert [c["search_id"] for c in rep.charged] == [ids["s1"]]
+    assert rep.answers()[0].startswith("ivy first used the system on 2025-02-20 10:00")
+    assert rep.answers()[1].startswith("3 searches were made by 1 user: ivy")
     assert rep.no_outcome == [] and rep.approvals["pending"] == []
     wide = b.report("2025-03-01 00:00", datetime.now(UTC) + timedelta(days=1), user="pete")
     assert [x["rule"] for x in wide.refused_attempts] == ["authorisation.required"]
     assert wide.signin_failures == []
     with pytest.raises(NotFoundError):
         b.report(*MARCH, user="nobody")
+    assert b.report(*MARCH, user="root").answers()[0] == (
+        "No search by root has ever been recorded.")
 
 
 def test_answers_and_json(march: tuple[Builder, dict[str, int], OversightReport]) -> None:

@@ -97,3 +97,91 @@ def test_helpers() -> None:
     assert summary("review", {"decision": "rejected", "face_id": 3, "search": 9, "note": ""}) \
         == "rejected face 3 of search 9"
     assert len(summary("other", {"k": "v" * 500})) <= 160
+
+
+# ---- policy, model card, oversight, subject rights (no face models needed) ----
+
+def test_policy_page_shows_the_policy_and_its_hash(client: TestClient) -> None:
+    r = client.get("/policy", headers=HTML)
+    assert r.status_code == 200
+    for text in ("intelligence-needs-approval", "criminal investigation", "terrorism",
+                 "authorisation reference needed", "48 hours", "At most <strong>50</strong>",
+                 "purged after 90 days", "07:00–19:00"):
+        assert text in r.text, text
+    sha = r.text.split('data-testid="policy-sha">')[1].split("<")[0]
+    from faceledger.policy import load_policy
+
+    assert sha == load_policy(None).sha256
+    assert 'href="/policy"' in r.text and 'href="/model"' in r.text  # footer links
+
+
+def test_model_page_without_and_with_a_card(client: TestClient) -> None:
+    core = client.app.state.core  # type: ignore[attr-defined]
+    r = client.get("/model", headers=HTML)
+    assert r.status_code == 200 and "faceledger eval card --lfw DIR" in r.text
+    assert client.get("/model/card", headers=HTML).status_code == 404
+    stamp = core.settings.home / "model-cards" / core.model_id / "20240101T000000000000Z"
+    stamp.mkdir(parents=True)
+    (stamp / "model-card.html").write_text(
+        "<!doctype html><html><head><style>body{color:red}</style></head><body>"
+        "<h1>Model card: test</h1></body></html>")
+    (stamp / "model-card.md").write_text("# Model card: test\n")
+    r = client.get("/model", headers=HTML)
+    assert '<iframe class="card-frame" src="/model/card"' in r.text and "sandbox" in r.text
+    card = client.get("/model/card", headers=HTML)
+    assert card.status_code == 200 and "Model card: test" in card.text
+    assert "sandbox" in card.headers["content-security-policy"]
+    assert card.headers["x-frame-options"] == "SAMEORIGIN"
+    md = client.get("/model/card?format=md")
+    assert md.status_code == 200 and "attachment" in md.headers["content-disposition"]
+    # A card that could run something is not framed, only offered as a download.
+    newer = stamp.parent / "20250101T000000000000Z"
+    newer.mkdir()
+    (newer / "model-card.html").write_text("<html><body><script>alert(1)</script></body></html>")
+    r = client.get("/model", headers=HTML)
+    assert "<iframe" not in r.text and "active content" in r.text
+    card = client.get("/model/card", headers=HTML)
+    assert "attachment" in card.headers["content-disposition"]
+
+
+def test_oversight_page_renders_the_report(client: TestClient) -> None:
+    r = client.get("/oversight", headers=HTML)
+    assert r.status_code == 200
+    assert 'class="oversight-report"' in r.text and "In brief" in r.text
+    assert "/api/v1/reports/oversight?from=" in r.text and "format=csv" in r.text
+    assert ' style="' not in r.text.split('class="oversight-report"')[1]
+    r = client.get("/oversight?date_from=2024-05-02&date_to=2024-05-01", headers=HTML)
+    assert r.status_code == 422 and "bad period" in r.text
+    r = client.get("/oversight?date_from=2024-05-01&date_to=2024-05-31&user=nobody",
+                   headers=HTML)
+    assert r.status_code == 404 and "no user" in r.text
+    csv = client.get("/api/v1/reports/oversight?from=2024-05-01&to=2024-05-31&format=csv")
+    assert csv.status_code == 200 and csv.text.startswith("search_id,")
+
+
+def test_subject_pages_validate_before_acting(client: TestClient) -> None:
+    r = client.get("/subjects", headers=HTML)
+    assert r.status_code == 200
+    for form in ("/subjects/optout", "/subjects/erase/find", "/subjects/access"):
+        assert f'action="{form}"' in r.text
+    token = csrf(client, "/subjects")
+    r = client.post("/subjects/erase", data={"csrf_token": token, "reference": "REQ-1"},
+                    headers=HTML)
+    assert r.status_code == 422 and "tick at least one face" in r.text
+    r = client.post("/subjects/erase", data={"csrf_token": token, "reference": " ",
+                                             "face_id": ["1"]}, headers=HTML)
+    assert r.status_code == 422 and "reference" in r.text
+    r = client.post("/subjects/optout", data={"csrf_token": token, "reference": "R"},
+                    headers=HTML)
+    assert r.status_code == 422 and "choose a photo" in r.text
+    r = client.post("/subjects/erase", data={"reference": "R", "face_id": ["1"]}, headers=HTML)
+    assert r.status_code == 403  # no CSRF token
+
+
+def test_admin_nav_and_approvals_forbidden(client: TestClient) -> None:
+    r = client.get("/admin", headers=HTML)
+    nav = r.text.split('aria-label="Main"')[1].split("</nav>")[0]
+    for href in ("/ingest", "/admin", "/subjects", "/ledger", "/oversight"):
+        assert f'href="{href}"' in nav, href
+    assert 'href="/approvals"' not in nav
+    assert client.get("/approvals", headers=HTML).status_code == 403

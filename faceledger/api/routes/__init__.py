@@ -11,6 +11,7 @@ from faceledger.api.routes import (
     ingest,
     ledger,
     oversight,
+    reports,
     searches,
     users,
 )
@@ -25,5 +26,8 @@ def register_api(app: FastAPI) -> None:
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
               name="swagger")
     app.include_router(health.router)
-    for module in (collections, ingest, searches, faces, ledger, users, oversight):
+    for module in (collections, searches, faces, ledger, users, oversight, reports):
         app.include_router(module.router, prefix=PREFIX)
+    # Starlette parses at most 1000 files per form by default; ingest uploads may hold more.
+    app.include_router(ingest.router, prefix=PREFIX, form_limits={
+        "max_files": app.state.settings.max_upload_files + 1, "max_fields": 100})

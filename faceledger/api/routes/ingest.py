@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -25,7 +26,11 @@ async def start_ingest(
 ) -> dict[str, Any]:
     """Upload files (or a zip) with an optional manifest; ingest runs as a background job."""
     staged, manifest_path = await stage_upload(core, files, manifest)
-    job_id = jobs(request).submit(caller.principal, staged, collection, manifest_path)
+    try:
+        job_id = jobs(request).submit(caller.principal, staged, collection, manifest_path)
+    except BaseException:
+        shutil.rmtree(staged.parent, ignore_errors=True)
+        raise
     return {"job_id": job_id, "status_url": f"/api/v1/ingest/jobs/{job_id}"}
 
 

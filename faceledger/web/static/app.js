@@ -199,6 +199,27 @@
     });
   }
 
+  /* ---- the search form: show the authorisation fields for purposes that need them ---- */
+  function initAuthFields(fields) {
+    var form = fields.form || fields.closest("form");
+    var purpose = form && form.querySelector("select[name='purpose']");
+    var ref = fields.querySelector("[data-auth-ref]");
+    var urgent = fields.querySelector("[data-urgent]");
+    if (!purpose || !ref || !urgent) { return; }
+    function update() {
+      var option = purpose.options[purpose.selectedIndex];
+      var needed = !!(option && option.hasAttribute("data-needs-auth"));
+      fields.hidden = !needed;
+      /* The browser asks for the reference unless the search is marked urgent; the server's
+         policy check is what enforces it. */
+      ref.required = needed && !urgent.checked;
+      if (!needed) { urgent.checked = false; }
+    }
+    purpose.addEventListener("change", update);
+    urgent.addEventListener("change", update);
+    update();
+  }
+
   /* ---- ingest job page: poll the job until it stops running, then reload once ---- */
   function initJob(panel) {
     if (panel.getAttribute("data-job-status-now") !== "running") { return; }
@@ -272,6 +293,7 @@
   function init() {
     document.querySelectorAll("[data-boxed]").forEach(initBoxed);
     document.querySelectorAll("[data-search-form]").forEach(initSearchForm);
+    document.querySelectorAll("[data-auth-fields]").forEach(initAuthFields);
     document.querySelectorAll("[data-job]").forEach(initJob);
     document.querySelectorAll("form[data-confirm]").forEach(initConfirm);
     document.querySelectorAll("[data-copy]").forEach(initCopy);

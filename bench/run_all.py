@@ -1,0 +1,137 @@
+"""`make bench`: every benchmark, side by side, into bench/results/REPORT.md (never run by tests).
+
+    python bench/run_all.py --lfw ../shared/facedata/lfw [--full] [--out bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+
+
+def run(args: list[str], log: Path) -> None:
+    print("$", " ".join(args), flush=True)
+    with log.open("a") as fh:
+        subprocess.run(args, check=True, stdout=fh, stderr=subprocess.STDOUT, cwd=HERE.parent)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    except OSError:
+        mem = 0
+    versions = {}
+    for mod in ("numpy", "faiss", "dlib", "sqlalchemy", "fastapi"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except (ImportError, AttributeError):
+            versions[mod] = "?"
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                            text=True, cwd=HERE.parent).stdout.strip()
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_mib": mem,
+            "os": platform.platform(), "python": platform.python_version(),
+            "versions": versions, "commit": commit, "date": datetime.now(UTC).isoformat()}
+
+
+def md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def report(out: Path, m: dict[str, Any]) -> str:
+    parts = [f"# faceledger benchmark report\n\nMachine: {m['cpu']}, {m['cores']} cores, "
+             f"{m['memory_mib']} MiB, {m['os']}, Python {m['python']}; "
+             f"{json.dumps(m['versions'])}; commit {m['commit']}; {m['date']}\n"]
+    ing = out / "ingest.json"
+    if ing.exists():
+        d = json.loads(ing.read_text())
+        parts.append(f"## Ingest throughput ({d['dataset']}, side by side in one run)\n\n" + md_table(
+            ["system", "images", "faces", "s", "images/s", "faces/s", "x face_recognition (1 proc)"],
+            [[r["name"], r["images"], r["faces"], r["seconds"], r["images_per_s"], r["faces_per_s"],
+              r["speedup_vs_face_recognition_1proc"]] for r in d["rows"]]))
+        fl = d["rows"][0]
+        parts.append(f"Storage per face: database {fl.get('db_bytes_per_face')} B, thumbnail "
+                     f"{fl.get('thumbnail_bytes_per_face')} B.")
+    srch = out / "search.json"
+    if srch.exists():
+        d = json.loads(srch.read_text())
+        rows = d["rows"] if isinstance(d, dict) else d
+        parts.append(f"## Vector search (synthetic galleries, {d.get('centers', '')})\n\n"
+                     "Single-query latency on one thread; recall@10 against exact search.\n\n"
+                     + md_table(["N", "index", "build s", "MB", "bytes/face", "p50 ms", "p99 ms",
+                                 "recall@10"],
+                                [[f"{r['size']:,}", r["index"] + (" (default)" if
+                                  r["picked_by_build_index"] else ""), r["build_s"],
+                                  round(r["index_bytes"] / 2**20), round(r["index_bytes"] / r["size"]),
+                                  r["p50_ms"], r["p99_ms"], r["recall_at_10"]] for r in rows]))
+    api = out / "api.json"
+    if api.exists():
+        d = json.loads(api.read_text())
+        mt = d["match_in_process"]
+        parts.append(f"## Search on the LFW gallery ({d['gallery_faces']:,} faces)\n\n"
+                     f"Match only (index search, in process): p50 {mt['p50_ms']} ms, p99 "
+                     f"{mt['p99_ms']} ms over {mt['queries']} queries.\n\nEnd to end over HTTP "
+                     "(upload probe, decode, detect, embed, match, ledger, JSON), loopback:\n\n"
+                     + md_table(["clients", "requests", "errors", "p50 ms", "p99 ms", "req/s"],
+                                [[r["clients"], r["requests"], r["errors"], r["p50_ms"], r["p99_ms"],
+                                  r["throughput_rps"]] for r in d["http"]]))
+    acc = out / "accuracy.json"
+    if acc.exists():
+        parts.append("## Accuracy\n\n```json\n" + acc.read_text()[:4000] + "\n```")
+    text = "\n\n".join(parts) + "\n"
+    (out / "REPORT.md").write_text(text)
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--lfw", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--limit", type=int, default=2000, help="images for the ingest comparison")
+    ap.add_argument("--full", action="store_true", help="also 10M vectors (needs ~12 GB RAM)")
+    ap.add_argument("--skip", default="", help="comma list of: ingest,search,api,accuracy")
+    args = ap.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "bench.log"
+    skip = set(args.skip.split(","))
+    npz = out / "lfw_embeddings.npz"
+    if "ingest" not in skip:
+        run([PY, str(HERE / "ingest_bench.py"), "--lfw", str(args.lfw), "--limit",
+             str(args.limit), "--out", str(out)], log)
+    if not npz.exists():
+        run([PY, str(HERE / "embed_lfw.py"), "--lfw", str(args.lfw), "--out", str(npz)], log)
+    if "search" not in skip:
+        sizes = "10000,100000,1000000" + (",10000000" if args.full else "")
+        run([PY, str(HERE / "search_bench.py"), "--sizes", sizes, "--fit", str(npz),
+             "--queries", "500", "--out", str(out / "search.json")], log)
+    if "api" not in skip:
+        run([PY, str(HERE / "api_bench.py"), "--lfw", str(args.lfw), "--embeddings", str(npz),
+             "--out", str(out)], log)
+    if "accuracy" not in skip:
+        try:
+            run([PY, "-m", "faceledger", "eval", "verify", "--lfw", str(args.lfw), "--json",
+                 "--cache", str(out / "eval-cache.npz"), "--out", str(out / "card")], log)
+        except subprocess.CalledProcessError:
+            print("accuracy evaluation failed; see bench.log", file=sys.stderr)
+    print(report(out, machine()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Subject rights, for admins: opt-out, erasure (find, then confirm) and subject access.
+
+Each starts from a photo of the person. The erasure's confirmation carries the face ids found
+(checkboxes), never the photo; thumbnails are embedded as data: URIs because admins may not
+load the face API's thumbnails."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+
+from faceledger import subjects
+from faceledger.api.deps import Caller, Core, need
+from faceledger.core import Faceledger
+from faceledger.errors import (
+    FaceChoiceRequired,
+    FaceledgerError,
+    ImageTooLargeError,
+    NoFaceError,
+    ValidationError,
+)
+from faceledger.gallery import faces_with_provenance
+from faceledger.web.pages import render
+
+router = APIRouter(include_in_schema=False)
+SubjectAdmin = Annotated[Caller, Depends(need("subjects.manage"))]
+IMAGE_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
+               "gif": "image/gif", "webp": "image/webp", "bmp": "image/bmp"}
+
+
+def _data_uri(data: bytes, media: str) -> str:
+    return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _media(name: str) -> str:
+    return IMAGE_TYPES.get(name.rsplit(".", 1)[-1].lower(), "image/jpeg")
+
+
+def _read_photo(photo: UploadFile | None, limit: int) -> bytes:
+    if photo is None or not photo.filename:
+        raise ValidationError("choose a photo of the person")
+    data = photo.file.read(limit + 1)
+    if len(data) > limit:
+        raise ImageTooLargeError(f"the photo is over the {limit}-byte limit")
+    if not data:
+        raise ValidationError("the photo is empty")
+    return data
+
+
+def _face_index(raw: str) -> int | None:
+    """The form numbers faces from 1 (as the list of faces shows them); the service from 0."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValidationError(f"the face number must be a whole number, not {raw[:20]!r}"
+                              ) from None
+    if n < 1:
+        raise ValidationError("face numbers start at 1")
+    return n - 1
+
+
+def _reference(raw: str) -> str:
+    ref = raw.strip()
+    if not ref:
+        raise ValidationError("give the request's reference (e.g. the subject's request number)")
+    if len(ref) > 200:
+        raise ValidationError("the reference is too long (200 characters at most)")
+    return ref
+
+
+def _problem(exc: FaceledgerError, data: bytes | None, photo: UploadFile | None
+             ) -> dict[str, Any]:
+    """An error for one form; a photo with several faces comes back with them drawn on it."""
+    problem: dict[str, Any] = {"message": exc.message, "faces": [], "photo": None}
+    if isinstance(exc, FaceChoiceRequired):
+        faces = exc.details.get("faces") or []
+        problem["message"] = (f"the photo holds {len(faces)} faces: enter the number of the "
+                              "person's face and upload the photo again.")
+        problem["faces"] = faces
+        if data and photo is not None and photo.filename:
+            problem["photo"] = _data_uri(data, _media(photo.filename))
+    elif isinstance(exc, NoFaceError):
+        problem["message"] = ("no face was found in the photo: use a clear, frontal photo of "
+                              "the person.")
+    return problem
+
+
+def _page(request: Request, core: Faceledger, caller: Caller, *, status: int = 200,
+          section: str = "", problem: dict[str, Any] | None = None,
+          form: dict[str, Any] | None = None, notice: str | None = None,
+          found: list[dict[str, Any]] | None = None,
+          searches: list[dict[str, Any]] | None = None) -> Response:
+    return render(request, "subjects.html", caller, status=status, section=section,
+                  problem=problem, form=form or {}, notice=notice, found=found,
+                  searches=searches,
+                  max_mb=core.settings.max_upload_bytes // (1024 * 1024))
+
+
+@router.get("/subjects")
+def subjects_page(request: Request, core: Core, caller: SubjectAdmin, done: str = "",
+                  images: int = 0, faces: int = 0) -> Response:
+    notice = None
+    section = ""
+    if done == "optout":
+        section = "optout"
+        notice = ("The person was added to the opt-out list. Matching faces are withheld from "
+                  "every search result and skipped at every future ingest.")
+    elif done == "erased":
+        section = "erase"
+        notice = (f"Erased {images} image{'s' if images != 1 else ''} holding {faces} "
+                  f"face{'s' if faces != 1 else ''}: files, thumbnails and index vectors. "
+                  "The erasure is in the ledger.")
+    return _page(request, core, caller, section=section, notice=notice)
+
+
+@router.post("/subjects/optout")
+def optout(request: Request, core: Core, caller: SubjectAdmin,
+           photo: Annotated[UploadFile | None, File()] = None,
+           reference: Annotated[str, Form()] = "", face: Annotated[str, Form()] = ""
+           ) -> Response:
+    form = {"reference": reference, "face": face}
+    data: bytes | None = None
+    try:
+        ref = _reference(reference)
+        idx = _face_index(face)
+        data = _read_photo(photo, core.settings.max_upload_bytes)
+        subjects.optout(core, caller.principal, data, ref, idx)
+    except FaceledgerError as exc:
+        return _page(request, core, caller, status=exc.status, section="optout",
+                     problem=_problem(exc, data, photo), form={"optout": form})
+    return RedirectResponse("/subjects?done=optout#optout", status_code=303)
+
+
+@router.post("/subjects/erase/find")
+def erase_find(request: Request, core: Core, caller: SubjectAdmin,
+               photo: Annotated[UploadFile | None, File()] = None,
+               reference: Annotated[str, Form()] = "", face: Annotated[str, Form()] = ""
+               ) -> Response:
+    form = {"reference": reference, "face": face}
+    data: bytes | None = None
+    try:
+        ref = _reference(reference)
+        idx = _face_index(face)
+        data = _read_photo(photo, core.settings.max_upload_bytes)
+        hits = subjects.find_faces(core, subjects.subject_embedding(core, data, idx))
+    except FaceledgerError as exc:
+        return _page(request, core, caller, status=exc.status, section="erase",
+                     problem=_problem(exc, data, photo), form={"erase": form})
+    with core.db.read() as s:
+        prov = faces_with_provenance(s, [h.face_id for h in hits])
+    found = []
+    for h in hits:
+        try:
+            thumb: str | None = _data_uri(core.files.read(h.thumbnail_path),
+                                          _media(h.thumbnail_path))
+        except FaceledgerError:
+            thumb = None
+        f = prov.get(h.face_id)
+        src = f.image.sources[0] if f is not None and f.image.sources else None
+        found.append({"face_id": h.face_id, "image_id": h.image_id, "collection": h.collection,
+                      "similarity": h.similarity, "thumb": thumb,
+                      "source_url": src.source_url if src else None,
+                      "original_path": src.original_path if src else None})
+    return _page(request, core, caller, section="erase", found=found,
+                 form={"erase": {**form, "reference": ref}})
+
+
+@router.post("/subjects/erase")
+def erase(request: Request, core: Core, caller: SubjectAdmin,
+          reference: Annotated[str, Form()] = "",
+          face_id: Annotated[list[str] | None, Form()] = None) -> Response:
+    try:
+        ref = _reference(reference)
+        ids: list[int] = []
+        for raw in face_id or []:
+            try:
+                ids.append(int(raw))
+            except ValueError:
+                raise ValidationError(f"not a face id: {raw[:20]!r}") from None
+        if not ids:
+            raise ValidationError("tick at least one face to erase (or cancel)")
+        done = subjects.erase(core, caller.principal, sorted(set(ids)), ref)
+    except FaceledgerError as exc:
+        return _page(request, core, caller, status=exc.status, section="erase",
+                     problem=_problem(exc, None, None), form={"erase": {"reference": reference}})
+    return RedirectResponse(f"/subjects?done=erased&images={done['images']}"
+                            f"&faces={done['faces']}#erase", status_code=303)
+
+
+@router.post("/subjects/access")
+def access(request: Request, core: Core, caller: SubjectAdmin,
+           photo: Annotated[UploadFile | None, File()] = None,
+           face: Annotated[str, Form()] = "") -> Response:
+    form = {"face": face}
+    data: bytes | None = None
+    try:
+        idx = _face_index(face)
+        data = _read_photo(photo, core.settings.max_upload_bytes)
+        rows = subjects.access(core, caller.principal, data, idx)
+    except FaceledgerError as exc:
+        return _page(request, core, caller, status=exc.status, section="access",
+                     problem=_problem(exc, data, photo), form={"access": form})
+    return _page(request, core, caller, section="access", searches=rows,
+                 form={"access": form})
