@@ -29,7 +29,7 @@ class Faceledger:
         self.files = FileStore(settings.home)
         self.indexes = IndexStore(
             settings.index_dir, self.db, exact_max=settings.index_exact_max,
-            nprobe=settings.index_nprobe,
+            nprobe=settings.index_nprobe, approximate=settings.index_approximate,
         )
         self._pipeline: FacePipeline | None = None
         self._policy: LoadedPolicy | None = None

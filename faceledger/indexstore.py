@@ -23,7 +23,9 @@ DIM = 128
 
 
 class IndexStore:
-    def __init__(self, root: Path, db: Database, *, exact_max: int, nprobe: int) -> None:
+    def __init__(self, root: Path, db: Database, *, exact_max: int, nprobe: int,
+                 approximate: str = "hnsw") -> None:
+        self.approximate = approximate
         self.root = root
         self.db = db
         self.exact_max = exact_max
@@ -60,7 +62,7 @@ class IndexStore:
         with self._lock:
             ids, vecs = self._db_vectors(model_id, collection_id)
             index = build_index(model_id, DIM, ids, vecs, exact_max=self.exact_max,
-                                nprobe=self.nprobe)
+                                nprobe=self.nprobe, approximate=self.approximate)
             index.save(self._path(model_id, collection_id))
             self._open[(model_id, collection_id)] = index
             self._dirty.discard((model_id, collection_id))
@@ -109,8 +111,10 @@ class IndexStore:
         self._after_change(index, model_id, collection_id)
 
     def _after_change(self, index: VectorIndex, model_id: str, collection_id: int) -> None:
-        # Grow from exact to approximate search once the collection passes the threshold.
-        if index.capabilities.exact and index.count() > self.exact_max:
+        # Grow from exact to approximate search once the collection passes the threshold;
+        # rebuild a graph index whose tombstones (deleted faces) pile up.
+        if ((index.capabilities.exact and index.count() > self.exact_max)
+                or getattr(index, "needs_rebuild", False)):
             self.rebuild(model_id, collection_id)
             return
         self._dirty.add((model_id, collection_id))

@@ -25,6 +25,7 @@ class CandidateState:
     status: str  # unreviewed | confirmed_once | confirmed | rejected | disputed
     confirmations: list[str]
     rejections: list[str]
+    history: tuple[dict[str, str], ...] = ()  # every review: user, decision, note, at
 
 
 def get_search(session: Session, principal: Principal, search_id: int) -> Search:
@@ -56,8 +57,12 @@ def stored_candidates(session: Session, search: Search) -> list[dict[str, Any]]:
 
 def states(session: Session, search_id: int) -> dict[int, CandidateState]:
     out: dict[int, tuple[list[str], list[str]]] = {}
+    history: dict[int, list[dict[str, str]]] = {}
     for r in session.execute(select(Review).where(Review.search_id == search_id)
                              .order_by(Review.id)).scalars():
+        history.setdefault(r.face_id, []).append({
+            "user": r.user.name, "decision": r.decision, "note": r.note,
+            "at": r.created_at.isoformat()})
         conf, rej = out.setdefault(r.face_id, ([], []))
         # A person's latest verdict counts; earlier ones stay in the ledger.
         for lst in (conf, rej):
@@ -76,7 +81,7 @@ def states(session: Session, search_id: int) -> dict[int, CandidateState]:
             status = "confirmed_once"
         else:
             status = "unreviewed"
-        result[face_id] = CandidateState(status, conf, rej)
+        result[face_id] = CandidateState(status, conf, rej, tuple(history[face_id]))
     return result
 
 
@@ -93,7 +98,8 @@ def search_detail(session: Session, principal: Principal, search_id: int) -> dic
                                 "similarity": c["score"], "erased": f is None,
                                 "review": {"status": state.status,
                                            "confirmed_by": state.confirmations,
-                                           "rejected_by": state.rejections}}
+                                           "rejected_by": state.rejections,
+                                           "history": list(state.history)}}
         if f is not None:
             src = f.image.sources
             item.update({

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     index_exact_max: int = Field(
         default=50_000, description="Collections up to this many faces use exact search."
     )
+    index_approximate: Literal["hnsw", "ivf"] = Field(
+        default="hnsw", description="Index for collections past index_exact_max faces.")
     index_nprobe: int = Field(default=64, ge=1, description="IVF lists probed per query.")
 
     # Ingest

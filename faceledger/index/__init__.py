@@ -22,6 +22,7 @@ from faceledger.index.faiss_backend import (
     build_index,
     nlist_for,
 )
+from faceledger.index.faiss_hnsw import HnswIndex
 from faceledger.index.registry import (
     available_kinds,
     create_index,
@@ -31,11 +32,13 @@ from faceledger.index.registry import (
 
 register_index(FlatIndex.kind, FlatIndex, FlatIndex.load)
 register_index(IvfIndex.kind, IvfIndex, IvfIndex.load)
+register_index(HnswIndex.kind, HnswIndex, HnswIndex.load)
 
 __all__ = [
     "DEFAULT_EXACT_MAX",
     "DEFAULT_NPROBE",
     "FlatIndex",
+    "HnswIndex",
     "IdArray",
     "IndexCapabilities",
     "IndexFileError",

@@ -25,6 +25,7 @@ from faceledger.index.base import (
     VectorIndex,
 )
 from faceledger.index.faiss_common import FaissIndex, faiss_module, sidecar_for
+from faceledger.index.faiss_hnsw import DEFAULT_EF_SEARCH, HnswIndex
 from faceledger.index.validation import check_model_id, check_same_model, check_vectors
 
 DEFAULT_NPROBE = 64
@@ -207,15 +208,26 @@ def build_index(
     *,
     nlist: int | None = None,
     threads: int | None = None,
+    approximate: str = "hnsw",
+    ef_search: int | None = None,
 ) -> VectorIndex:
-    """Index ``vectors``: exact ``flat`` when ``n <= exact_max``, otherwise a trained ``ivf``."""
+    """Index ``vectors``: exact ``flat`` when ``n <= exact_max``, otherwise ``approximate``
+    (``"hnsw"``, the default, or a trained ``"ivf"``)."""
     check_model_id(model_id)
     n = int(vectors.shape[0]) if isinstance(vectors, np.ndarray) and vectors.ndim == 2 else -1
     if n < 0:
         raise ValidationError("vectors must be a 2-D numpy array")
-    index: FlatIndex | IvfIndex
+    index: FlatIndex | IvfIndex | HnswIndex
     if n <= exact_max:
         index = FlatIndex(model_id, dim, threads=threads)
+    elif approximate == "hnsw":
+        index = HnswIndex(model_id, dim, ef_search=ef_search or DEFAULT_EF_SEARCH,
+                          threads=threads)
+        for start in range(0, n, 100_000):  # chunks keep memory flat on big rebuilds
+            index.add(ids[start:start + 100_000], vectors[start:start + 100_000])
+        return index
+    elif approximate != "ivf":
+        raise ValidationError(f"unknown approximate index {approximate!r} (hnsw or ivf)")
     else:
         index = IvfIndex(model_id, dim, nlist=nlist, nprobe=nprobe, threads=threads)
         index.train(vectors, expected_count=n)

@@ -206,7 +206,7 @@ class FaissIndex:
                 "kind": self.kind,
                 "model_id": self._model_id,
                 "dim": self._dim,
-                "count": self.count(),
+                "count": int(self._index.ntotal),  # stored vectors (tombstoned ones included)
                 "bytes": path.stat().st_size,
                 "params": self._sidecar_params(),
             }

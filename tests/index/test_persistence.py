@@ -8,6 +8,7 @@ import pytest
 
 from faceledger.errors import ValidationError
 from faceledger.index import (
+    HnswIndex,
     FlatIndex,
     IndexFileError,
     IvfIndex,
@@ -108,13 +109,17 @@ def test_unknown_kind_and_untrained_save_refused(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-def test_build_index_picks_flat_below_threshold_and_ivf_above() -> None:
+def test_build_index_picks_flat_below_threshold_and_hnsw_or_ivf_above() -> None:
     vectors, _ = face_like(300, 10, dim=DIM, seed=22)
     ids = np.arange(vectors.shape[0], dtype=np.int64)
     small = build_index(MODEL, DIM, ids[:1000], vectors[:1000], exact_max=1000)
     assert isinstance(small, FlatIndex) and small.capabilities.exact
     assert small.count() == 1000
-    big = build_index(MODEL, DIM, ids, vectors, exact_max=1000, nprobe=16)
+    graph = build_index(MODEL, DIM, ids, vectors, exact_max=1000)
+    assert isinstance(graph, HnswIndex) and graph.count() == 3000
+    _, found = graph.search(vectors[:20], 1)
+    np.testing.assert_array_equal(found[:, 0], ids[:20])
+    big = build_index(MODEL, DIM, ids, vectors, exact_max=1000, nprobe=16, approximate="ivf")
     assert isinstance(big, IvfIndex) and big.capabilities.approximate
     assert big.count() == 3000 and big.nprobe == 16 and big.nlist == nlist_for(3000)
     assert big.model_id == MODEL

@@ -8,8 +8,9 @@ import pytest
 from playwright.sync_api import expect
 
 LANDING = {"ivy": "/search", "sue": "/search", "audrey": "/ledger", "root": "/admin"}
-NAV = {"ivy": ["Search", "Searches"], "sue": ["Search", "Searches"], "audrey": ["Ledger"],
-       "root": ["Ingest", "Admin", "Ledger"]}
+NAV = {"ivy": ["Search", "Searches"], "sue": ["Search", "Searches", "Approvals"],
+       "audrey": ["Ledger", "Oversight"],
+       "root": ["Ingest", "Admin", "Subject rights", "Ledger", "Oversight"]}
 
 
 def test_wrong_password_is_refused(open_session: Any) -> None:

@@ -14,7 +14,9 @@ TEMPLATES = sorted((WEB / "templates").glob("*.html"))
 def test_templates_exist() -> None:
     names = {p.name for p in TEMPLATES}
     assert {"base.html", "login.html", "search.html", "results.html", "compare.html",
-            "ingest.html", "job.html", "admin.html", "ledger.html", "error.html"} <= names
+            "ingest.html", "job.html", "admin.html", "ledger.html", "error.html",
+            "approvals.html", "oversight.html", "subjects.html", "policy.html",
+            "model.html"} <= names
     assert (WEB / "static" / "app.js").is_file() and (WEB / "static" / "app.css").is_file()
 
 

@@ -253,7 +253,8 @@ def upgrade() -> None:
     sa.Column('thumbnail_path', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['collection_id'], ['collections.id'], ),
     sa.ForeignKeyConstraint(['image_id'], ['images.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('faces', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_faces_collection_id'), ['collection_id'], unique=False)
