@@ -8,8 +8,8 @@ import pytest
 
 from faceledger.errors import ValidationError
 from faceledger.index import (
-    HnswIndex,
     FlatIndex,
+    HnswIndex,
     IndexFileError,
     IvfIndex,
     build_index,
