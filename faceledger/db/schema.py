@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -101,7 +100,7 @@ class ImageSource(Base):
 class Face(Base):
     __tablename__ = "faces"
     # Face ids are vector-index ids: never reuse one (SQLite would, after deleting the last row).
-    __table_args__: ClassVar[dict[str, bool]] = {"sqlite_autoincrement": True}
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
