@@ -86,7 +86,8 @@ class FacePipeline:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FacePipeline:
-        options = ModelOptions(settings.detector, settings.upsample, settings.min_detector_score)
+        options = ModelOptions(settings.detector, settings.upsample, settings.min_detector_score,
+                               settings.jitters)
         return cls(
             load_model(settings.model, options),
             max_pixels=settings.max_pixels,

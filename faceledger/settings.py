@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     detector: Literal["hog", "cnn"] = Field(default="hog", description="dlib HOG or MMOD CNN detector.")
     upsample: int = Field(default=1, ge=0, le=3, description="Detector upsampling passes.")
     min_detector_score: float = Field(default=0.0, description="Drop detections below this score.")
+    jitters: int = Field(default=0, ge=0, le=100, description="Embed the average of N jittered "
+                         "copies of each face (slower by N; dlib's published LFW figure uses 100).")
     max_pixels: int = Field(default=40_000_000, gt=0, description="Decompression-bomb cap (pixels).")
     max_upload_bytes: int = Field(default=30 * 1024 * 1024, gt=0, description="Largest accepted file.")
     max_faces_per_image: int = Field(default=64, gt=0)

@@ -80,3 +80,10 @@ def test_cnn_detector_finds_the_face() -> None:
     faces = p.process(encode(astronaut_face())).faces
     assert len(faces) == 1
     assert faces[0].box.left < 170 < faces[0].box.right  # the face, not the background
+
+
+def test_jittered_embedding_stays_close_but_differs() -> None:
+    plain = FacePipeline.from_settings(Settings()).process(encode(astronaut_face())).faces[0]
+    jit = FacePipeline.from_settings(Settings(jitters=3)).process(encode(astronaut_face())).faces[0]
+    sim = similarity(plain.embedding, jit.embedding)
+    assert 0.98 < sim < 0.99999

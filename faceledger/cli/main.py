@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from faceledger.cli import admin, gallery, report, rights, searching
+from faceledger.cli import admin, evaluate, gallery, report, rights, searching
 from faceledger.cli.common import fail
 from faceledger.errors import FaceledgerError
 
@@ -22,6 +22,7 @@ gallery.register(app)
 searching.register(app)
 rights.register(app)
 report.register(app)
+evaluate.register(app)
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import faceledger
-from faceledger.eval import plots
 from faceledger.eval.calibrate import HIST_EDGES, Scan, fmr_table
 from faceledger.eval.groups import GroupReport
 from faceledger.eval.identify import IdentifyReport
@@ -123,6 +122,8 @@ def pct(x: float | None, digits: int = 2) -> str:
 
 
 def _verify(doc: Doc, v: VerifyReport, out: Path) -> None:
+    from faceledger.eval import plots  # matplotlib only when a card is drawn
+
     d = v.as_dict()
     doc.h(2, "1:1 verification")
     doc.p(v.protocol)
@@ -148,6 +149,8 @@ def _verify(doc: Doc, v: VerifyReport, out: Path) -> None:
 
 
 def _identify(doc: Doc, r: IdentifyReport, out: Path) -> None:
+    from faceledger.eval import plots  # matplotlib only when a card is drawn
+
     doc.h(2, "1:N identification")
     doc.p(f"{r.dataset}. Protocol: {r.protocol.describe()}. Counts: "
           + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in r.counts.items()) + ".")
@@ -170,6 +173,8 @@ def _identify(doc: Doc, r: IdentifyReport, out: Path) -> None:
 
 
 def _calibration(doc: Doc, data: CardData, out: Path) -> None:
+    from faceledger.eval import plots  # matplotlib only when a card is drawn
+
     doc.h(2, "Score distributions and thresholds")
     thresholds = {f"operating {data.operating['threshold']:.3f}": data.operating["threshold"]} \
         if data.operating else {}

@@ -38,6 +38,7 @@ class ModelOptions:
     detector: str = "hog"
     upsample: int = 1
     min_score: float = 0.0
+    jitters: int = 0
 
 
 Factory = Callable[[ModelOptions], FaceModel]

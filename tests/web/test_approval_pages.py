@@ -322,4 +322,16 @@ def test_policy_page(open_session: Any) -> None:
     expect(s.page.get_by_test_id("offences")).to_contain_text("terrorism")
     s.goto("/model", shot="model-card-missing")
     expect(s.page.get_by_test_id("no-model-card")).to_contain_text("faceledger eval card")
+    # Once a card is published into the data home, it is shown, framed and sandboxed.
+    model_id = s.page.locator(".page-head .mono").first.inner_text()
+    card = s.server.home / "model-cards" / model_id / "20240101T000000000000Z"
+    card.mkdir(parents=True)
+    (card / "model-card.html").write_text(
+        "<!doctype html><html><head><style>h1{color:#123}</style></head><body>"
+        "<h1>Model card: test</h1><table><tr><th>figure</th><td>99.38%</td></tr></table>"
+        "</body></html>")
+    s.goto("/model", shot="model-card")
+    frame = s.page.frame_locator("[data-testid='model-card']")
+    expect(frame.locator("h1")).to_have_text("Model card: test")
+    expect(frame.locator("td")).to_have_text("99.38%")
     s.assert_clean()

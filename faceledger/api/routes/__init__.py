@@ -10,6 +10,7 @@ from faceledger.api.routes import (
     health,
     ingest,
     ledger,
+    models,
     oversight,
     reports,
     searches,
@@ -26,7 +27,7 @@ def register_api(app: FastAPI) -> None:
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
               name="swagger")
     app.include_router(health.router)
-    for module in (collections, searches, faces, ledger, users, oversight, reports):
+    for module in (collections, searches, faces, ledger, users, oversight, reports, models):
         app.include_router(module.router, prefix=PREFIX)
     # Starlette parses at most 1000 files per form by default; ingest uploads may hold more.
     app.include_router(ingest.router, prefix=PREFIX, form_limits={
