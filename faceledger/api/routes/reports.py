@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from click import BadParameter
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from typer import BadParameter
 
 from faceledger.api.deps import Caller, Core, need
 from faceledger.cli.report import period
