@@ -71,6 +71,8 @@ def run_clients(url: str, token: str, probes: list[bytes], clients: int, per_cli
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    if not lat:
+        raise SystemExit(f"every request failed, e.g. {errors[:3]}")
     return {"clients": clients, "requests": len(lat), "errors": len(errors),
             "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
             "mean_ms": round(statistics.mean(lat), 2), "throughput_rps": round(len(lat) / wall, 2)}

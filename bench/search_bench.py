@@ -40,11 +40,13 @@ from faceledger.index import (
     DEFAULT_EXACT_MAX,
     DEFAULT_NPROBE,
     FlatIndex,
+    HnswIndex,
     IvfIndex,
     VectorIndex,
     build_index,
 )
 from faceledger.index.faiss_common import faiss_module
+from faceledger.index.faiss_hnsw import DEFAULT_EF_SEARCH
 
 DIM = 128
 PER_IDENTITY = 10
@@ -147,7 +149,7 @@ def row(
 ) -> dict[str, Any]:
     p50, p99 = latency_ms(index, queries)
     _, found = index.search(queries, K)
-    nbytes = index.serialized_size() if isinstance(index, FlatIndex | IvfIndex) else -1
+    nbytes = index.serialized_size() if isinstance(index, FlatIndex | IvfIndex | HnswIndex) else -1
     out = {
         "size": size,
         "index": name,
@@ -199,15 +201,23 @@ def bench_size(
     del exact
     if size <= DEFAULT_EXACT_MAX:
         return rows, stats
+    graph, build_s, rss = timed_build(lambda: build_index(MODEL, DIM, ids, gallery))
+    assert isinstance(graph, HnswIndex)
+    for ef in sorted({DEFAULT_EF_SEARCH, *map(int, args.efs.split(","))}):
+        graph.ef_search = ef
+        name = f"hnsw M=32 efSearch={ef}"
+        rows.append(row(size, name, graph, build_s, rss, queries, truth, ef == DEFAULT_EF_SEARCH))
+    del graph
     for nlist_arg in args.nlists.split(","):
         nlist = None if nlist_arg == "auto" else int(nlist_arg)
         ivf, build_s, rss = timed_build(
-            lambda nlist=nlist: build_index(MODEL, DIM, ids, gallery, nprobe=DEFAULT_NPROBE, nlist=nlist)
+            lambda nlist=nlist: build_index(MODEL, DIM, ids, gallery, nprobe=DEFAULT_NPROBE, nlist=nlist,
+                                            approximate="ivf")
         )
         assert isinstance(ivf, IvfIndex)
         for nprobe in sorted({DEFAULT_NPROBE, *map(int, args.nprobes.split(","))}):
             ivf.nprobe = nprobe
-            picked = nlist is None and nprobe == DEFAULT_NPROBE
+            picked = False
             name = f"ivf nlist={ivf.nlist} nprobe={nprobe}"
             rows.append(row(size, name, ivf, build_s, rss, queries, truth, picked))
         del ivf
@@ -236,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit", type=Path, help="LFW embeddings .npz (vectors, identity): sample "
                     "from a Gaussian model fitted to real face embeddings")
     ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--nprobes", default="16,32,64", help="extra IVF nprobe values to measure")
+    ap.add_argument("--nprobes", default="64,128,256", help="extra IVF nprobe values to measure")
+    ap.add_argument("--efs", default="64,256", help="extra HNSW efSearch values to measure")
     ap.add_argument("--nlists", default="auto", help="IVF nlist values ('auto' = build_index's choice)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/results/search.json"))

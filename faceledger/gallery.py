@@ -59,9 +59,13 @@ def write_batch(
     Returns (model_id, face ids, vectors) to add to the index after the commit. Duplicates whose
     original is not committed yet stay in ``dupes`` for the next batch."""
     for img in images:
-        app.files.put(app.files.image_relpath(img.sha256, img.result.format), img.data)
+        app.files.put(app.files.image_relpath(img.sha256, img.result.format), img.data,
+                      durable=False)
         for i, result in enumerate(img.result.faces):
-            app.files.put(app.files.thumb_relpath(img.sha256, i), result.thumbnail)
+            app.files.put(app.files.thumb_relpath(img.sha256, i), result.thumbnail,
+                          durable=False)
+    if images:
+        app.files.sync()  # files reach the disk before the rows that point at them
     new_faces: list[Face] = []
     added: list[dict[str, Any]] = []
     with app.db.write() as s:

@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from faceledger.calibration import CalibrationInfo, active_calibration
 from faceledger.core import Faceledger
+from faceledger.db.schema import Collection
 from faceledger.embed import Embedding
 from faceledger.errors import ValidationError
-from faceledger.gallery import collection_face_counts, faces_with_provenance
+from faceledger.gallery import faces_with_provenance
 from faceledger.optout import withheld_faces
 
 
@@ -43,12 +45,17 @@ class MatchResult:
 
 def resolve_collections(app: Faceledger, model_id: str, names: list[str] | None
                         ) -> list[tuple[int, str, int]]:
+    """(id, name, faces) of the named collections, or all; face counts from the indexes
+    (reconciled with the database), which is much cheaper than counting rows per search."""
     with app.db.read() as s:
-        cols = collection_face_counts(s, model_id, names)
-    unknown = set(names or []) - {c[1] for c in cols}
+        q = select(Collection.id, Collection.name).order_by(Collection.name)
+        if names:
+            q = q.where(Collection.name.in_(list(names)))
+        rows = [(int(i), str(n)) for i, n in s.execute(q).all()]
+    unknown = set(names or []) - {n for _i, n in rows}
     if unknown:
         raise ValidationError(f"unknown collection(s): {', '.join(sorted(unknown))}")
-    return cols
+    return [(i, n, app.indexes.get(model_id, i).count()) for i, n in rows]
 
 
 def match(app: Faceledger, query: Embedding, cols: list[tuple[int, str, int]], mode: str,

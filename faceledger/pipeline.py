@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from faceledger.decode import DecodedImage, decode_image
-from faceledger.detect import Box
+from faceledger.detect import Box, Detection
 from faceledger.embed import Embedding
 from faceledger.facemodels.base import FaceModel, ModelOptions, load_model
 from faceledger.settings import Settings
@@ -102,11 +102,24 @@ class FacePipeline:
     def process(self, data: bytes) -> ImageResult:
         return self.process_decoded(self.decode(data))
 
-    def process_decoded(self, image: DecodedImage) -> ImageResult:
-        pixels = image.pixels
-        detections = self.model.detector.detect(pixels)
+    def detect(self, image: DecodedImage) -> list[Detection]:
+        """The faces found, at most ``max_faces`` (the most confident), left to right."""
+        detections = self.model.detector.detect(image.pixels)
         detections = sorted(detections, key=lambda d: -d.score)[: self.max_faces]
         detections.sort(key=lambda d: (d.box.left, d.box.top))
+        return detections
+
+    def process_decoded(self, image: DecodedImage, only: int | None = None,
+                        thumbnails: bool = True) -> ImageResult:
+        """Every face, or with ``only`` just that one (by index) aligned and embedded."""
+        detections = self.detect(image)
+        if only is not None:
+            detections = detections[only : only + 1]
+        return self.embed_detections(image, detections, thumbnails)
+
+    def embed_detections(self, image: DecodedImage, detections: list[Detection],
+                         thumbnails: bool = True) -> ImageResult:
+        pixels = image.pixels
         aligned = [self.model.aligner.align(pixels, d.box) for d in detections]
         embeddings = self.model.embedder.embed(aligned)
         faces = []
@@ -124,7 +137,8 @@ class FacePipeline:
                     landmarks=al.landmarks,
                     quality=quality,
                     embedding=emb,
-                    thumbnail=make_thumbnail(pixels, det.box, self.thumbnail_size),
+                    thumbnail=(make_thumbnail(pixels, det.box, self.thumbnail_size)
+                               if thumbnails else b""),
                 )
             )
         return ImageResult(image.width, image.height, image.format, faces)

@@ -15,10 +15,10 @@ from faceledger import ledger
 from faceledger.accounts import Principal
 from faceledger.core import Faceledger
 from faceledger.db.schema import Search
+from faceledger.detect import Detection
 from faceledger.embed import Embedding
 from faceledger.errors import FaceChoiceRequired, FaceledgerError, NoFaceError, ValidationError
 from faceledger.match import Candidate, candidates, match, resolve_collections
-from faceledger.pipeline import FaceResult
 from faceledger.policy import check_search
 
 SCHEMA_VERSION = 1
@@ -94,9 +94,9 @@ def refuse(app: Faceledger, principal: Principal, req: SearchRequest, probe_sha:
     return exc
 
 
-def probe_faces(faces: list[FaceResult]) -> list[ProbeFace]:
-    return [ProbeFace(i, f.box.as_list(), round(f.quality.detector_score, 4), f.quality.face_px)
-            for i, f in enumerate(faces)]
+def probe_faces(detections: list[Detection]) -> list[ProbeFace]:
+    return [ProbeFace(i, d.box.as_list(), round(d.score, 4), min(d.box.width, d.box.height))
+            for i, d in enumerate(detections)]
 
 
 def _validate(req: SearchRequest) -> None:
@@ -122,22 +122,25 @@ def run_search(app: Faceledger, principal: Principal, probe: bytes, req: SearchR
             cols = [c for c in cols if principal.role in policy.roles_for(c[1])]
         with app.db.read() as s:
             rules = check_search(s, policy, principal, req, [c[1] for c in cols])
-        result = app.pipeline().process(probe)
-        if not result.faces:
+        pipe = app.pipeline()
+        image = pipe.decode(probe)
+        detections = pipe.detect(image)
+        if not detections:
             raise NoFaceError("no face found in the probe photo")
     except FaceledgerError as exc:  # every refused attempt is ledgered, with its reason/rule
         raise refuse(app, principal, req, probe_sha, exc) from None
-    faces = probe_faces(result.faces)
-    if req.face_index is None and len(result.faces) > 1:
+    faces = probe_faces(detections)
+    if req.face_index is None and len(detections) > 1:
         raise FaceChoiceRequired(
             f"the probe holds {len(faces)} faces; choose one (face number 0-{len(faces) - 1}, "
             "numbered left to right)",
             faces=[asdict(f) for f in faces])
     idx = req.face_index or 0
-    if not 0 <= idx < len(result.faces):
+    if not 0 <= idx < len(detections):
         raise ValidationError(f"face {idx} is out of range: the probe has {len(faces)} face(s)")
-    chosen = result.faces[idx]
-    probe_path = app.files.probe_relpath(probe_sha or "", result.format)
+    # Only the chosen face is aligned and embedded.
+    chosen = pipe.embed_detections(image, [detections[idx]], thumbnails=False).faces[0]
+    probe_path = app.files.probe_relpath(probe_sha or "", image.format)
     app.files.put(probe_path, probe)
     deadline = None
     if (req.urgent and not req.authorisation_ref
@@ -154,7 +157,7 @@ def run_search(app: Faceledger, principal: Principal, probe: bytes, req: SearchR
                  urgent=req.urgent, auth_deadline=deadline,
                  probe_embedding=chosen.embedding.to_bytes(),
                  probe_face_ratio=round(chosen.box.width * chosen.box.height
-                                        / float(result.width * result.height), 4))
+                                        / float(image.width * image.height), 4))
     if rules:
         with app.db.write() as s:
             s.add(row)

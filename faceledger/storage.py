@@ -15,14 +15,15 @@ _EXT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bm
         "TIFF": ".tif", "WEBP": ".webp"}
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -42,11 +43,17 @@ class FileStore:
     def thumb_relpath(self, sha256: str, face_index: int) -> str:
         return f"thumbs/{sha256[:2]}/{sha256}_{face_index}.jpg"
 
-    def put(self, relpath: str, data: bytes) -> Path:
+    def put(self, relpath: str, data: bytes, durable: bool = True) -> Path:
+        """Write once (atomically). With ``durable=False`` the caller calls ``sync()`` before
+        committing rows that point at the file (one flush per batch, not one per file)."""
         path = self.home / relpath
         if not path.exists() or path.stat().st_size != len(data):
-            atomic_write(path, data)
+            atomic_write(path, data, durable)
         return path
+
+    @staticmethod
+    def sync() -> None:
+        os.sync()
 
     def path(self, relpath: str) -> Path:
         path = (self.home / relpath).resolve()

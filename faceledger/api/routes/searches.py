@@ -54,11 +54,13 @@ async def detect_probe_faces(core: Core, _: Annotated[Caller, Depends(need("sear
                              probe: Annotated[UploadFile, File()]) -> dict[str, Any]:
     """Find the faces in a probe photo so the user can pick one. Compares nothing; not a search."""
     data = await read_capped(probe, core.settings.max_upload_bytes)
-    result = await run_in_threadpool(core.pipeline().process, data)
-    if not result.faces:
+    pipe = core.pipeline()
+    image = await run_in_threadpool(pipe.decode, data)
+    detections = await run_in_threadpool(pipe.detect, image)
+    if not detections:
         raise NoFaceError("no face found in the probe photo")
-    return {"width": result.width, "height": result.height,
-            "faces": [f.__dict__ for f in probe_faces(result.faces)]}
+    return {"width": image.width, "height": image.height,
+            "faces": [f.__dict__ for f in probe_faces(detections)]}
 
 
 @router.get("/searches")
