@@ -23,6 +23,10 @@ def load_npz(path: Path) -> tuple[list[str], list[str], np.ndarray]:
 
 def build_gallery(home: Path, npz: Path, collection: str = "lfw") -> tuple[Faceledger, str]:
     """A fresh data home whose collection holds one face per LFW image. Returns (app, admin token)."""
+    home.mkdir(parents=True, exist_ok=True)
+    # A benchmark policy: the packaged default's daily quota would refuse a load test.
+    (home / "policy.toml").write_text('purposes = ["criminal investigation"]\n'
+                                      'offences = ["other"]\n')
     app = Faceledger(Settings(home=home, workers=1))
     _, token = app.initialise("bench", "bench-password-1")
     admin = app.authenticate(token)

@@ -71,8 +71,11 @@ def report(out: Path, m: dict[str, Any]) -> str:
     srch = out / "search.json"
     if srch.exists():
         d = json.loads(srch.read_text())
-        rows = d["rows"] if isinstance(d, dict) else d
-        parts.append(f"## Vector search (synthetic galleries, {d.get('centers', '')})\n\n"
+        rows = d["results"]
+        cos = next(iter(d["data"].get("cosines", {}).values()), {})
+        shape = (f"{d['data'].get('centers')}; same-person cosine {cos.get('same_cos_mean', 0):.3f},"
+                 f" different {cos.get('diff_cos_mean', 0):.3f}")
+        parts.append(f"## Vector search (synthetic galleries: {shape})\n\n"
                      "Single-query latency on one thread; recall@10 against exact search.\n\n"
                      + md_table(["N", "index", "build s", "MB", "bytes/face", "p50 ms", "p99 ms",
                                  "recall@10"],

@@ -60,20 +60,21 @@ def _issue_token(session: Session, user: User) -> str:
 
 def create_user(
     session: Session, name: str, role: str, *, actor: Principal | None,
-    password_hash: str | None = None,
+    password_hash: str | None = None, unit: str | None = None,
 ) -> tuple[User, str]:
     name = _check_name(name)
     r = _check_role(role)
     if session.execute(select(User).where(User.name == name)).scalar_one_or_none():
         raise ConflictError(f"user {name!r} already exists")
     user = User(name=name, role=r.value, disabled=False, password_hash=password_hash,
-                created_at=datetime.now(UTC))
+                unit=(unit or "").strip()[:200] or None, created_at=datetime.now(UTC))
     session.add(user)
     session.flush()
     token = _issue_token(session, user)
     ledger.append(
         session, "user.created",
-        {"user": name, "role": r.value, "by": actor.name if actor else None,
+        {"user": name, "role": r.value, "unit": user.unit,
+         "by": actor.name if actor else None,
          "token_prefix": token[:8]},
         actor=actor.name if actor else name,
     )

@@ -41,6 +41,8 @@ def users_add(
     role: str = typer.Option(..., help="investigator | supervisor | auditor | admin"),
     password: bool = typer.Option(False, "--password", help="Also set a web sign-in password "
                                   "(asked on the terminal, or read from stdin)."),
+    unit: str | None = typer.Option(None, "--unit", help="Team or unit (shown in subject "
+                                    "access answers)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add a user and print a new API token (stored only as a hash)."""
@@ -49,7 +51,7 @@ def users_add(
         pw_hash = hash_password(_read_password()) if password else None
         with app.db.write() as s:
             user, token = accounts.create_user(s, name, role, actor=actor,
-                                               password_hash=pw_hash)
+                                               password_hash=pw_hash, unit=unit)
         if as_json:
             emit_json({"user": user.name, "role": user.role, "token": token})
             return

@@ -15,7 +15,8 @@ from faceledger.roles import PERMISSIONS, Role
 from faceledger.settings import Settings
 from tests.live import LiveServer
 
-PUBLIC = {"/health", "/ready", "/docs", "/api/v1/openapi.json"}
+PUBLIC = {("GET", "/health"), ("GET", "/ready"), ("GET", "/docs"), ("GET", "/login"),
+          ("POST", "/login")}
 PARAMS = {"search_id": "1", "face_id": "1", "image_id": "1", "job_id": "1",
           "name": "nobody-xyz"}
 ROLE_USER = {"admin": "root", "investigator": "ivy", "supervisor": "sue", "auditor": "audrey"}
@@ -43,24 +44,27 @@ def _flatten(routes: list[Any]) -> list[Any]:
     return out
 
 
-def api_routes() -> list[tuple[str, str, str | None]]:
+def all_routes() -> list[tuple[str, str, str | None]]:
+    """Every route the app serves (REST API and web pages), with the permission it declares."""
     app = create_app(Settings(), load_models=False)
     out = []
     for r in _flatten(app.routes):
-        if r.path.startswith("/api/"):
-            for m in sorted(set(r.methods) - {"HEAD"}):
-                out.append((m, r.path, _permission(r)))
+        for m in sorted(set(r.methods) - {"HEAD"}):
+            out.append((m, r.path, _permission(r)))
     return out
 
 
-ROUTES = api_routes()
+EVERY = all_routes()
+ROUTES = [(m, p, perm) for m, p, perm in EVERY if perm is not None]
 
 
-def test_every_api_route_declares_a_permission() -> None:
-    assert len(ROUTES) >= 20
-    missing = [f"{m} {p}" for m, p, perm in ROUTES if perm is None]
-    assert missing == []
+def test_every_route_declares_a_permission_or_is_public() -> None:
+    assert len(ROUTES) >= 60
+    undeclared = {(m, p) for m, p, perm in EVERY if perm is None}
+    assert undeclared == PUBLIC
     assert all(perm in PERMISSIONS for _, _, perm in ROUTES)
+    assert any(p.startswith("/api/") for _, p, _ in ROUTES)
+    assert any(not p.startswith("/api/") for _, p, _ in ROUTES)
 
 
 @pytest.mark.parametrize("method,path,perm", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])

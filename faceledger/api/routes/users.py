@@ -19,6 +19,7 @@ class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     role: Role
     password: str | None = Field(default=None, min_length=10, max_length=200)
+    unit: str | None = Field(default=None, max_length=200)
 
 
 @router.get("/me")
@@ -43,7 +44,8 @@ def add_user(body: UserIn, core: Core, caller: Annotated[Caller, Depends(need("u
     pw = hash_password(body.password) if body.password else None
     with core.db.write() as s:
         user, token = accounts.create_user(s, body.name, body.role.value,
-                                           actor=caller.principal, password_hash=pw)
+                                           actor=caller.principal, password_hash=pw,
+                                           unit=body.unit)
     return {"user": user.name, "role": user.role, "token": token}
 
 
