@@ -67,13 +67,6 @@ class Settings(BaseSettings):
     max_upload_files: int = Field(default=2000, ge=1, description="Files in one ingest upload.")
     max_request_bytes: int = Field(default=512 * 1024 * 1024, gt=0,
                                    description="Largest request body (ingest uploads).")
-    purposes: list[str] = Field(default=["criminal investigation", "missing person",
-                                         "victim identification", "intelligence"],
-                                description="Purposes offered in the web search form.")
-    offences: list[str] = Field(default=["homicide", "robbery", "burglary", "assault",
-                                         "sexual offence", "fraud", "drugs", "terrorism",
-                                         "other"],
-                                description="Offence types offered in the web search form.")
 
     @property
     def db_url(self) -> str:
