@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -57,7 +58,7 @@ def empty_result(q: int, k: int) -> tuple[ScoreArray, IdArray]:
     )
 
 
-class FaissIndex:
+class FaissIndex(ABC):
     """Base of the faiss indexes. Subclasses set ``kind``/``capabilities`` and build ``_index``.
 
     One re-entrant lock guards every operation, searches included: faiss may reallocate its
@@ -105,18 +106,19 @@ class FaissIndex:
         scores, ids = self._index.search(q, k)
         return scores, ids
 
+    @abstractmethod
     def _collect_ids(self) -> IdArray:
-        raise NotImplementedError
+        """Every id the faiss index holds (subclasses know where they live)."""
 
     def _sidecar_params(self) -> dict[str, Any]:
         return {}
 
+    @abstractmethod
     def _check_loaded(self, index: Any) -> Any:
         """Check that a freshly read (downcast) faiss index has the expected type and metric.
 
         Return it (or its usable form); raise ``IndexFileError`` if it is the wrong kind.
         """
-        raise NotImplementedError
 
     # ------------------------------------------------------------- operations
     def add(self, ids: IdArray, vectors: VectorArray, *, model_id: str | None = None) -> None:
