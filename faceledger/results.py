@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from faceledger import ledger
 from faceledger.accounts import Principal
+from faceledger.db.engine import Database
 from faceledger.db.schema import LedgerEntry, Review, Search
 from faceledger.errors import NotFoundError, ValidationError
 from faceledger.gallery import faces_with_provenance
@@ -119,6 +120,17 @@ def search_detail(session: Session, principal: Principal, search_id: int) -> dic
             "threshold": s.threshold, "model_id": s.model_id, "top_k": s.top_k,
             "started_at": s.started_at.isoformat(), "ledger_seq": s.ledger_seq,
             "probe_box": s.probe_box, "face_index": s.face_index, "candidates": rows}
+
+
+def note_view(db: Database, principal: Principal, detail: dict[str, Any]) -> None:
+    """Opening someone else's search (results, compare view) is itself ledgered."""
+    if detail["user"] == principal.name:
+        return
+    with db.write() as s:
+        ledger.append(s, "search.viewed", {"search_id": detail["search_id"],
+                                           "searcher": detail["user"], "by": principal.name,
+                                           "role": principal.role},
+                      actor=principal.name, case_ref=detail["case"])
 
 
 def review(session: Session, principal: Principal, search_id: int, face_id: int,

@@ -83,6 +83,7 @@ def _results_page(request: Request, core: Faceledger, caller: Caller, search_id:
     with core.db.read() as s:
         detail = results.search_detail(s, caller.principal, search_id)
         state = _state(s, results.get_search(s, caller.principal, search_id))
+    results.note_view(core.db, caller.principal, detail)
     me = caller.principal
     mine_or_supervisor = state["user_id"] == me.user_id or me.role == Role.supervisor
     if state["status"] != "done":
@@ -172,6 +173,7 @@ def compare(request: Request, core: Core, caller: Reader, search_id: int, face_i
     with core.db.read() as s:
         detail = results.search_detail(s, caller.principal, search_id)
         status = results.get_search(s, caller.principal, search_id).status
+    results.note_view(core.db, caller.principal, detail)
     if status != "done":
         raise NotFoundError(f"search {search_id} has no candidates ({status})")
     cand = _candidate(detail, face_id)

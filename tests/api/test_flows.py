@@ -70,6 +70,7 @@ def test_two_person_review(live_server: LiveServer) -> None:
                        json={"face_id": 999999, "decision": "confirmed"})
         assert other.status_code == 404
     with live_server.client("ian") as c:
+        assert c.get(f"/api/v1/searches/{sid}").status_code == 200  # someone else's search
         second = c.post(f"/api/v1/searches/{sid}/reviews",
                         json={"face_id": fid, "decision": "confirmed"})
         assert second.json()["status"] == "confirmed"
@@ -77,6 +78,9 @@ def test_two_person_review(live_server: LiveServer) -> None:
     with live_server.client("audrey") as c:
         kinds = [e["kind"] for e in c.get("/api/v1/ledger", params={"kind": "review"}).json()]
         assert kinds.count("review") >= 3
+        viewed = c.get("/api/v1/ledger", params={"kind": "search.viewed"}).json()
+        assert [(e["actor"], e["payload"]["searcher"]) for e in viewed
+                if e["payload"]["search_id"] == sid] == [("ian", "ivy")]
 
 
 def test_ingest_upload_job(live_server: LiveServer) -> None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from faceledger.api.deps import Caller, Core, need
 from faceledger.errors import ImageTooLargeError, NoFaceError
-from faceledger.results import list_searches, review, search_detail
+from faceledger.results import list_searches, note_view, review, search_detail
 from faceledger.search import SearchRequest, probe_faces, run_search
 
 router = APIRouter(tags=["search"])
@@ -78,7 +78,9 @@ def get_searches(core: Core, caller: Annotated[Caller, Depends(need("searches.re
 def get_search(search_id: int, core: Core,
                caller: Annotated[Caller, Depends(need("searches.read"))]) -> dict[str, Any]:
     with core.db.read() as s:
-        return search_detail(s, caller.principal, search_id)
+        detail = search_detail(s, caller.principal, search_id)
+    note_view(core.db, caller.principal, detail)
+    return detail
 
 
 @router.get("/searches/{search_id}/probe", response_class=Response)
