@@ -154,17 +154,3 @@ def faces_with_provenance(session: Session, face_ids: Sequence[int]) -> dict[int
         )
     ).scalars().all()
     return {f.id: f for f in rows}
-
-
-def collection_face_counts(session: Session, model_id: str,
-                           names: Sequence[str] | None) -> list[tuple[int, str, int]]:
-    from sqlalchemy import func
-
-    q = (select(Collection.id, Collection.name, func.count(Face.id))
-         .select_from(Collection)
-         .join(Face, (Face.collection_id == Collection.id) & (Face.model_id == model_id),
-               isouter=True)
-         .group_by(Collection.id, Collection.name).order_by(Collection.name))
-    if names:
-        q = q.where(Collection.name.in_(list(names)))
-    return [(int(a), str(b), int(c)) for a, b, c in session.execute(q).all()]

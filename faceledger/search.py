@@ -171,13 +171,16 @@ def run_search(app: Faceledger, principal: Principal, probe: bytes, req: SearchR
         return SearchResult(SCHEMA_VERSION, row.id, entry.seq, "pending", principal.name,
                             row.case_ref, req.mode, app.model_id, None, None, req.top_k,
                             probe_sha or "", faces, idx, [], [], started.isoformat(), None, rules)
-    return execute(app, row, principal.name, principal.role, chosen.embedding, faces)
+    return execute(app, row, principal.name, principal.role, chosen.embedding, faces, cols=cols)
 
 
 def execute(app: Faceledger, row: Search, user: str, role: str, query: Embedding,
-            faces: list[ProbeFace], approver: str | None = None) -> SearchResult:
-    """Match and record: the result set and the search entry commit together."""
-    cols = resolve_collections(app, query.model_id, row.collections)
+            faces: list[ProbeFace], approver: str | None = None,
+            cols: list[tuple[int, str, int]] | None = None) -> SearchResult:
+    """Match and record: the result set and the search entry commit together. ``cols`` are the
+    collections already resolved for this request (an approved search resolves them again)."""
+    if cols is None:
+        cols = resolve_collections(app, query.model_id, row.collections)
     found = match(app, query, cols, row.mode, row.top_k)
     cands = candidates(app, found.hits)
     finished = datetime.now(UTC)

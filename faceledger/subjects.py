@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -15,10 +15,12 @@ from faceledger.core import Faceledger
 from faceledger.db.schema import Face, Image, LedgerEntry, Search
 from faceledger.embed import Embedding
 from faceledger.errors import FaceChoiceRequired, NoFaceError, ValidationError
-from faceledger.gallery import bump_faces_version, collection_face_counts
+from faceledger.gallery import bump_faces_version
+from faceledger.match import resolve_collections
 from faceledger.optout import add_optout, optout_threshold
 from faceledger.outcomes import latest_outcome
 from faceledger.roles import require
+from faceledger.search import probe_faces
 
 
 @dataclass(frozen=True)
@@ -31,26 +33,26 @@ class FoundFace:
 
 
 def subject_embedding(app: Faceledger, photo: bytes, face_index: int | None) -> Embedding:
-    result = app.pipeline().process(photo)
-    if not result.faces:
+    """The embedding of the subject's face (only that face is aligned and embedded)."""
+    pipe = app.pipeline()
+    image = pipe.decode(photo)
+    detections = pipe.detect(image)
+    if not detections:
         raise NoFaceError("no face found in the subject's photo")
-    if face_index is None and len(result.faces) > 1:
+    if face_index is None and len(detections) > 1:
         raise FaceChoiceRequired(
-            f"the photo holds {len(result.faces)} faces; choose one with --face N",
-            faces=[{"index": i, "box": f.box.as_list(), "detector_score":
-                    round(f.quality.detector_score, 4), "face_px": f.quality.face_px}
-                   for i, f in enumerate(result.faces)])
+            f"the photo holds {len(detections)} faces; choose one (numbered left to right)",
+            faces=[asdict(f) for f in probe_faces(detections)])
     idx = face_index or 0
-    if not 0 <= idx < len(result.faces):
+    if not 0 <= idx < len(detections):
         raise ValidationError(f"face {idx} is out of range")
-    return result.faces[idx].embedding
+    return pipe.embed_detections(image, [detections[idx]], thumbnails=False).faces[0].embedding
 
 
 def find_faces(app: Faceledger, query: Embedding, k: int = 500) -> list[FoundFace]:
     """Every gallery face at or above the conservative opt-out threshold."""
     threshold = optout_threshold(app, query.model_id)
-    with app.db.read() as s:
-        cols = collection_face_counts(s, query.model_id, None)
+    cols = resolve_collections(app, query.model_id, None)
     hits: list[tuple[float, int, str]] = []
     for col_id, name, count in cols:
         if count:

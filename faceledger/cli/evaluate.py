@@ -199,13 +199,18 @@ def eval_verify(
                                  _command(), verify=report, operating=_op(thr, source),
                                  groups=[("LFW pairs", g)] if g else [])
         result["card"] = str(card_mod.write_card(data, out, result))
+    _report(result, report.lines(), g, as_json)
+
+
+def _report(result: dict[str, Any], lines: list[str], g: Any, as_json: bool) -> None:
+    """Print an evaluation: JSON, or its lines, the group lines and where the card went."""
     if as_json:
         emit_json(result)
         return
-    _echo(report.lines())
+    _echo(lines)
     if g:
         _echo(g.lines())
-    if out:
+    if "card" in result:
         typer.echo(f"model card: {result['card']}")
 
 
@@ -264,14 +269,7 @@ def eval_identify(
                                  operating=_op(thr, source),
                                  groups=[(dataset.name, g)] if g else [])
         result["card"] = str(card_mod.write_card(data, out, result))
-    if as_json:
-        emit_json(result)
-        return
-    _echo(report.lines())
-    if g:
-        _echo(g.lines())
-    if out:
-        typer.echo(f"model card: {result['card']}")
+    _report(result, report.lines(), g, as_json)
 
 
 @evaluate.command("card")
