@@ -43,6 +43,10 @@ ThresholdOpt = typer.Option(None, "--threshold", help="Operating threshold (defa
                             "calibration of the data home, else the packaged one).")
 ExcludeOpt = typer.Option(None, "--exclude", help="File listing images (relative paths) or "
                           "identities to leave out, e.g. reviewed label errors.")
+JittersOpt = typer.Option(None, "--jitters", min=0, max=100,
+                          help="Embed each face as the mean of N randomly jittered copies (N "
+                          "network passes; dlib's published LFW figure uses 100). Default: the "
+                          "FACELEDGER_JITTERS setting, which search and ingest use too.")
 GroupsOpt = typer.Option(None, "--groups", help="CSV with columns identity,group: FMR and FNMR "
                          "per group at the operating threshold.")
 
@@ -82,6 +86,11 @@ def _dataset(settings: Settings, root: Path, cache: Path | None, workers: int | 
     if exclude is not None:
         rel, dropped = apply_exclusions(rel, exclude)
     return _embed(settings, root, rel, cache, workers), len(dropped)
+
+
+def _settings(jitters: int | None) -> Settings:
+    settings = get_settings()
+    return settings if jitters is None else settings.model_copy(update={"jitters": jitters})
 
 
 def _has_home(settings: Settings) -> bool:
@@ -127,6 +136,8 @@ def _model_info(settings: Settings) -> dict[str, Any]:
                      "published accuracy": caps.published_accuracy, "weights": caps.source})
     info.update({"detector": f"{settings.detector}, upsample {settings.upsample}, "
                  f"min score {settings.min_detector_score}",
+                 "jitters": f"{settings.jitters} (each embedding the mean of that many "
+                 "jittered copies)" if settings.jitters > 1 else "none (one pass per face)",
                  "pipeline": "decode -> detect -> align -> embed (faceledger.pipeline)"})
     return info
 
@@ -184,14 +195,16 @@ def eval_verify(
     workers: int | None = WorkersOpt,
     out: Path | None = typer.Option(None, "--out", help="Write a model card into this folder."),
     groups: Path | None = GroupsOpt,
+    jitters: int | None = JittersOpt,
     threshold: float | None = ThresholdOpt,
 ) -> None:
     """LFW 1:1 verification: 10-fold accuracy, ROC/AUC, EER, TAR at FAR 1e-2 and 1e-3."""
-    settings = get_settings()
+    settings = _settings(jitters)
     thr, source = _operating(settings, threshold)
     report, es = _verify(settings, lfw, pairs, None, cache, workers, thr, source)
     g = _groups(groups, es, thr, source)
     result: dict[str, Any] = {"verify": report.as_dict(), "embeddings": es.summary(),
+                              "model": _model_info(settings),
                               "groups": g.as_dict() if g else None}
     if out:
         data = card_mod.CardData(settings.model, _model_info(settings),
@@ -199,7 +212,10 @@ def eval_verify(
                                  _command(), verify=report, operating=_op(thr, source),
                                  groups=[("LFW pairs", g)] if g else [])
         result["card"] = str(card_mod.write_card(data, out, result))
-    _report(result, report.lines(), g, as_json)
+    lines = report.lines()
+    lines.insert(1, f"pipeline: detector {settings.detector} (upsample {settings.upsample}), "
+                 f"jitters {settings.jitters}")
+    _report(result, lines, g, as_json)
 
 
 def _report(result: dict[str, Any], lines: list[str], g: Any, as_json: bool) -> None:
@@ -242,6 +258,7 @@ def eval_identify(
     workers: int | None = WorkersOpt,
     out: Path | None = typer.Option(None, "--out", help="Write a model card into this folder."),
     groups: Path | None = GroupsOpt,
+    jitters: int | None = JittersOpt,
     threshold: float | None = ThresholdOpt,
     exclude: Path | None = ExcludeOpt,
     gallery_sizes: str = typer.Option("100,1000,all", "--gallery-sizes"),
@@ -254,7 +271,7 @@ def eval_identify(
                                   "face (default: leave them out, as the product would)."),
 ) -> None:
     """1:N identification: rank-1/5 and CMC; FNIR at FPIR 1e-2/1e-3 as the gallery grows."""
-    settings = get_settings()
+    settings = _settings(jitters)
     protocol = _protocol(gallery_sizes, seed, unenrolled)
     thr, source = _operating(settings, threshold)
     report, es, usable = _identify(settings, dataset, None, cache, workers, protocol, fallback,
@@ -284,6 +301,7 @@ def eval_card(
     dataset_cache: Path | None = typer.Option(None, "--dataset-cache",
                                               help="Embedding cache for --dataset."),
     workers: int | None = WorkersOpt,
+    jitters: int | None = JittersOpt,
     threshold: float | None = ThresholdOpt,
     exclude: Path | None = ExcludeOpt,
     gallery_sizes: str = typer.Option("100,1000,all", "--gallery-sizes"),
@@ -291,7 +309,7 @@ def eval_card(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Write the model card (Markdown, HTML, JSON, PNG plots); copy it into the data home."""
-    settings = get_settings()
+    settings = _settings(jitters)
     thr, source = _operating(settings, threshold)
     lfw_es = _embed(settings, lfw, walk_dataset(lfw), cache, workers)
     report, _ = _verify(settings, lfw, pairs, lfw_es, None, None, thr, source)

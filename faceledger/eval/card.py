@@ -134,9 +134,11 @@ def _verify(doc: Doc, v: VerifyReport, out: Path) -> None:
             ["published accuracy", pct(v.published) if v.published else "n/a"],
             ["accuracy excluding pairs with a fallback image",
              f"{pct(ex['mean'])} ± {100 * ex['std']:.2f}" if ex else "n/a"],
-            ["pair images without a detected face (central box used)",
+            ["pair images the configured detector found no face in",
              f"{fb['pair_images_with_fallback']} of {fb['pair_images']} "
-             f"({fb['pairs_with_fallback']} pairs)"],
+             f"({fb['pairs_with_fallback']} pairs); embedded by: "
+             + (", ".join(f"{h} {n}" for h, n in sorted(fb["pair_images_by_rescue"].items()))
+                or "none")],
             ["ROC AUC", f"{v.auc:.5f}"], ["EER", f"{pct(v.eer)} (threshold {v.eer_threshold:.4f})"]]
     rows += [[f"TAR at FAR {far:g}", f"{pct(op.tar)} (threshold {op.threshold:.4f})"]
              for far, op in v.tar.items()]

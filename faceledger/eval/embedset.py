@@ -2,10 +2,12 @@
 embed), with a process pool and a cache file so that a rerun is fast.
 
 The subject of each image is the detected face nearest the image centre (evaluation sets such
-as LFW are centred on one person). When no face is detected, the central box (the middle half of
-the image) is aligned and embedded instead, and the image is flagged ``detected=False``: each
-command decides whether to use such fallback embeddings (LFW verification must score every
-pair; identification and calibration leave them out, as the product would find no face).
+as LFW are centred on one person). When the configured detector finds no face, the image is
+flagged ``detected=False`` and rescued: first by the model's other detector (dlib's MMOD CNN when
+HOG is configured), else the central box (the middle half of the image) is aligned and embedded.
+``rescue`` records which ("" = found by the configured detector). Each command decides whether to
+use rescued embeddings (LFW verification must score every pair; identification and calibration
+leave them out, as the product would find no face).
 """
 
 from __future__ import annotations
@@ -24,17 +26,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from faceledger.detect import Box
+from faceledger.detect import Box, Detection, Detector
 from faceledger.errors import FaceledgerError, ValidationError
+from faceledger.facemodels.base import ModelOptions, available_models, load_model
 from faceledger.pipeline import FacePipeline
 from faceledger.settings import Settings
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-FACE_RULE = "nearest-centre; fallback middle-half box"
-CACHE_FORMAT = 1
+FACE_RULE = "nearest-centre; rescue: other detector, then middle-half box"
+CACHE_FORMAT = 2
+CENTRE = "centre"
 ProgressFn = Callable[[int, int], None]  # (done, total)
 
-Row = tuple[npt.NDArray[np.float32] | None, bool, int, str]  # vector, detected, n_faces, error
+# vector, detected by the configured detector, n_faces, error, rescue ("" | detector | "centre")
+Row = tuple[npt.NDArray[np.float32] | None, bool, int, str, str]
 
 
 @dataclass
@@ -46,6 +51,7 @@ class EmbedSet:
     vectors: npt.NDArray[np.float32]  # (n, dim), unit length; NaN rows where an error occurred
     detected: npt.NDArray[np.bool_]
     n_faces: npt.NDArray[np.int64]
+    rescue: npt.NDArray[np.str_]  # "" where the configured detector found the face
     errors: dict[str, str] = field(default_factory=dict)  # path -> why it could not be embedded
     embedded_now: int = 0  # computed in this run (the rest came from the cache)
     seconds: float = 0.0
@@ -61,7 +67,7 @@ class EmbedSet:
         idx = np.flatnonzero(mask)
         paths = [self.paths[i] for i in idx]
         return EmbedSet(self.root, self.model_id, paths, self.identities[idx], self.vectors[idx],
-                        self.detected[idx], self.n_faces[idx],
+                        self.detected[idx], self.n_faces[idx], self.rescue[idx],
                         {p: e for p, e in self.errors.items() if p in set(paths)},
                         self.embedded_now, self.seconds)
 
@@ -72,7 +78,9 @@ class EmbedSet:
         ok = self.ok
         return {"images": len(self.paths), "identities": len(set(self.identities.tolist())),
                 "detected": int((self.detected & ok).sum()),
-                "fallback_central_box": int((~self.detected & ok).sum()),
+                "rescued_other_detector": int((ok & ~self.detected
+                                               & (self.rescue != CENTRE)).sum()),
+                "fallback_central_box": int((ok & (self.rescue == CENTRE)).sum()),
                 "multi_face_images": int((self.n_faces > 1).sum()),
                 "errors": len(self.errors), "embedded_now": self.embedded_now,
                 "from_cache": len(self.paths) - self.embedded_now,
@@ -119,31 +127,54 @@ def apply_exclusions(rel_paths: list[str], path: Path) -> tuple[list[str], list[
 # ---------------------------------------------------------------- worker side
 
 _PIPE: FacePipeline | None = None
+_RESCUE: tuple[str, Detector] | None = None
+
+
+def rescue_detector(settings: Settings) -> tuple[str, Detector] | None:
+    """The model's first detector other than the configured one, with its name (None if the
+    model has only one)."""
+    caps = available_models().get(settings.model)
+    others = [d for d in (caps.detectors if caps else ()) if d != settings.detector]
+    if not others:
+        return None
+    opts = ModelOptions(others[0], 1, 0.0, settings.jitters)
+    return others[0], load_model(settings.model, opts).detector
 
 
 def _init_worker(settings: dict[str, Any]) -> None:
-    global _PIPE
-    _PIPE = FacePipeline.from_settings(Settings.model_validate(settings))
+    global _PIPE, _RESCUE
+    s = Settings.model_validate(settings)
+    _PIPE = FacePipeline.from_settings(s)
+    _RESCUE = rescue_detector(s)
 
 
-def embed_image(pipe: FacePipeline, data: bytes) -> Row:
-    """The subject's embedding: nearest-centre detection, else the central box."""
+def _nearest_centre(dets: list[Detection], w: int, h: int) -> Box:
+    return min(dets, key=lambda d: ((d.box.left + d.box.right) / 2 - w / 2) ** 2
+               + ((d.box.top + d.box.bottom) / 2 - h / 2) ** 2).box
+
+
+def embed_image(pipe: FacePipeline, data: bytes,
+                rescue: tuple[str, Detector] | None = None) -> Row:
+    """The subject's embedding: the nearest-centre detection, else the rescue detector's,
+    else the central box."""
     try:
         img = pipe.decode(data)
         h, w = img.pixels.shape[:2]
         dets = pipe.model.detector.detect(img.pixels)
+        how = ""
         if dets:
-            box = min(dets, key=lambda d: ((d.box.left + d.box.right) / 2 - w / 2) ** 2
-                      + ((d.box.top + d.box.bottom) / 2 - h / 2) ** 2).box
+            box = _nearest_centre(dets, w, h)
+        elif rescue is not None and (found := rescue[1].detect(img.pixels)):
+            box, how = _nearest_centre(found, w, h), rescue[0]
         else:
-            box = Box(w // 4, h // 4, w - w // 4, h - h // 4)
+            box, how = Box(w // 4, h // 4, w - w // 4, h - h // 4), CENTRE
         aligned = pipe.model.aligner.align(img.pixels, box)
         vec = pipe.model.embedder.embed([aligned])[0].vector.astype(np.float32)
-        return vec, bool(dets), len(dets), ""
+        return vec, bool(dets), len(dets), "", how
     except FaceledgerError as exc:
-        return None, False, 0, f"{exc.code}: {exc.message}"
+        return None, False, 0, f"{exc.code}: {exc.message}", ""
     except Exception as exc:  # noqa: BLE001 - one bad file never aborts an evaluation
-        return None, False, 0, f"{type(exc).__name__}: {exc}"
+        return None, False, 0, f"{type(exc).__name__}: {exc}", ""
 
 
 def _embed_files(paths: list[str]) -> list[Row]:
@@ -153,9 +184,9 @@ def _embed_files(paths: list[str]) -> list[Row]:
         try:
             data = Path(p).read_bytes()
         except OSError as exc:
-            out.append((None, False, 0, f"unreadable: {exc.strerror}"))
+            out.append((None, False, 0, f"unreadable: {exc.strerror}", ""))
             continue
-        out.append(embed_image(_PIPE, data))
+        out.append(embed_image(_PIPE, data, _RESCUE))
     return out
 
 
@@ -165,7 +196,7 @@ def _embed_files(paths: list[str]) -> list[Row]:
 def cache_meta(settings: Settings) -> dict[str, Any]:
     return {"format": CACHE_FORMAT, "model_id": settings.model, "detector": settings.detector,
             "upsample": settings.upsample, "min_detector_score": settings.min_detector_score,
-            "face_rule": FACE_RULE}
+            "jitters": settings.jitters, "face_rule": FACE_RULE}
 
 
 def load_cache(path: Path, meta: dict[str, Any]) -> dict[str, tuple[int, Row]]:
@@ -180,10 +211,12 @@ def load_cache(path: Path, meta: dict[str, Any]) -> dict[str, tuple[int, Row]]:
                     f"cache {path} was made with other settings ({found}); these are {meta}: "
                     "use another --cache file")
             rows: dict[str, tuple[int, Row]] = {}
-            for p, size, v, d, n, e in zip(z["paths"].tolist(), z["sizes"].tolist(), z["vectors"],
-                                            z["detected"].tolist(), z["n_faces"].tolist(),
-                                            z["errors"].tolist(), strict=True):
-                rows[p] = (int(size), (None if e else v.astype(np.float32), bool(d), int(n), e))
+            for p, size, v, d, n, e, r in zip(z["paths"].tolist(), z["sizes"].tolist(),
+                                               z["vectors"], z["detected"].tolist(),
+                                               z["n_faces"].tolist(), z["errors"].tolist(),
+                                               z["rescue"].tolist(), strict=True):
+                rows[p] = (int(size),
+                           (None if e else v.astype(np.float32), bool(d), int(n), e, r))
             return rows
     except (OSError, KeyError, ValueError) as exc:
         raise ValidationError(f"cannot read cache {path}: {exc}") from None
@@ -202,7 +235,8 @@ def save_cache(path: Path, meta: dict[str, Any], rows: dict[str, tuple[int, Row]
              sizes=np.array([rows[k][0] for k in keys], dtype=np.int64), vectors=vec,
              detected=np.array([rows[k][1][1] for k in keys], dtype=bool),
              n_faces=np.array([rows[k][1][2] for k in keys], dtype=np.int64),
-             errors=np.array([rows[k][1][3] for k in keys], dtype=str))
+             errors=np.array([rows[k][1][3] for k in keys], dtype=str),
+             rescue=np.array([rows[k][1][4] for k in keys], dtype=str))
     os.replace(tmp, path)
 
 
@@ -258,7 +292,7 @@ def embed_dataset(root: Path, rel_paths: list[str], settings: Settings, *, worke
     vectors = np.full((total, dim), np.nan, dtype=np.float32)
     errors: dict[str, str] = {}
     for i, p in enumerate(rel_paths):
-        v, _, _, err = rows[p][1]
+        v, _, _, err, _ = rows[p][1]
         if v is None:
             errors[p] = err or "no embedding"
         else:
@@ -266,7 +300,8 @@ def embed_dataset(root: Path, rel_paths: list[str], settings: Settings, *, worke
     return EmbedSet(root, settings.model, list(rel_paths),
                     np.array([identity_of(p) for p in rel_paths], dtype=str), vectors,
                     np.array([rows[p][1][1] for p in rel_paths], dtype=bool),
-                    np.array([rows[p][1][2] for p in rel_paths], dtype=np.int64), errors,
+                    np.array([rows[p][1][2] for p in rel_paths], dtype=np.int64),
+                    np.array([rows[p][1][4] for p in rel_paths], dtype=str), errors,
                     len(todo), time.perf_counter() - t0)
 
 
@@ -289,7 +324,7 @@ def _pooled(root: Path, chunks: list[list[str]], settings: Settings, workers: in
                     record(c, fut.result())
                 except BrokenProcessPool:
                     # a worker died on a hostile file: give up on this chunk, restart the pool
-                    record(c, [(None, False, 0, "worker crashed") for _ in c])
+                    record(c, [(None, False, 0, "worker crashed", "") for _ in c])
                     pending.extend(inflight.values())
                     inflight.clear()
                     pool.shutdown(wait=False, cancel_futures=True)

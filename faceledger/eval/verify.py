@@ -39,8 +39,9 @@ class VerifyReport:
     eer_threshold: float
     tar: dict[float, metrics.OperatingPoint]
     images: int
-    fallback_images: int  # distinct pair images embedded from the central box
+    fallback_images: int  # distinct pair images the configured detector found no face in
     fallback_image_uses: int  # pair slots (of 2 x pairs) filled by such an image
+    rescued: dict[str, int] = field(default_factory=dict)  # of those: how they were embedded
     skipped_pairs: list[tuple[str, str, str]] = field(default_factory=list)
     published: float | None = None
     operating: dict[str, Any] | None = None
@@ -54,6 +55,7 @@ class VerifyReport:
             "fallback": {
                 "pair_images": self.images, "pair_images_with_fallback": self.fallback_images,
                 "pair_image_uses_with_fallback": self.fallback_image_uses,
+                "pair_images_by_rescue": self.rescued,
                 "pairs_with_fallback": int(self.fallback_pair.sum()),
                 "accuracy_excluding_fallback_pairs":
                     self.kfold_excl_fallback.as_dict() if self.kfold_excl_fallback else None,
@@ -74,6 +76,13 @@ class VerifyReport:
     def _allowed(self, far: float) -> int:
         return math.floor(far * int((~self.labels).sum()) * (1 + 1e-12))
 
+    def _rescue_text(self) -> str:
+        if not self.rescued:
+            return ""
+        parts = [f"{n} by the central box" if how == "centre" else f"{n} by the {how} detector"
+                 for how, n in sorted(self.rescued.items())]
+        return " and were embedded " + ", ".join(parts)
+
     def lines(self) -> list[str]:
         k = self.kfold
 
@@ -82,8 +91,9 @@ class VerifyReport:
 
         out = [self.protocol,
                f"model {self.model_id}: {self.scores.size} pairs over {self.images} images; "
-               f"{self.fallback_images} pair images had no detected face and used the central "
-               f"box ({int(self.fallback_pair.sum())} pairs involve one)",
+               f"{self.fallback_images} pair images had no face found by the configured "
+               f"detector{self._rescue_text()} ({int(self.fallback_pair.sum())} pairs involve "
+               "one)",
                f"accuracy {pts(k.mean)} ± {100 * k.std:.2f} (std over {len(k.accuracies)} folds; "
                f"standard error {100 * k.sem:.2f}); mean fold threshold "
                f"{float(np.mean(k.thresholds)):.4f}"]
@@ -144,6 +154,7 @@ def evaluate_pairs(es: EmbedSet, pairs: PairSet, *, published: float | None = No
     roc = metrics.roc_curve(scores, lab)
     eer, eer_t = metrics.eer(roc)
     used = np.unique(np.concatenate([a, b]))
+    how, count = np.unique(es.rescue[used][~es.detected[used]], return_counts=True)
     operating = None
     if threshold is not None:
         fmr, fnmr = metrics.rates_at(scores, lab, threshold)
@@ -152,4 +163,5 @@ def evaluate_pairs(es: EmbedSet, pairs: PairSet, *, published: float | None = No
         pairs.protocol, es.model_id, scores, lab, fold, fb, kf, kf_ex, roc, metrics.auc(roc),
         eer, eer_t, {f: metrics.tar_at_far(scores, lab, f) for f in FAR_TARGETS},
         int(used.size), int((~es.detected[used]).sum()),
-        int((~es.detected[a]).sum() + (~es.detected[b]).sum()), skipped, published, operating)
+        int((~es.detected[a]).sum() + (~es.detected[b]).sum()),
+        {str(h): int(c) for h, c in zip(how, count, strict=True)}, skipped, published, operating)

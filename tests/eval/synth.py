@@ -17,7 +17,7 @@ def embed_set(items: list[tuple[str, list[float]]]) -> EmbedSet:
     n = len(items)
     return EmbedSet(Path("synthetic"), "test-model", paths,
                     np.array([p.split("/")[0] for p in paths], dtype=str), v,
-                    np.ones(n, dtype=bool), np.ones(n, dtype=np.int64))
+                    np.ones(n, dtype=bool), np.ones(n, dtype=np.int64), np.full(n, "", dtype=str))
 
 
 def clustered(n_ids: int, per_id: list[int], dim: int = 64, noise: float = 0.05,

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
+from faceledger.detect import Box, Detection
 from faceledger.errors import ValidationError
 from faceledger.eval.card import latest_card, publish
 from faceledger.eval.embedset import (
     Row,
     apply_exclusions,
     cache_meta,
+    embed_image,
     load_cache,
     save_cache,
     walk_dataset,
@@ -36,18 +40,69 @@ def test_walk_dataset(tmp_path: Path) -> None:
 def test_cache_round_trip_and_settings_check(tmp_path: Path) -> None:
     meta = cache_meta(Settings(home=tmp_path))
     vec = (np.arange(4) / 10).astype(np.float32)
-    rows: dict[str, tuple[int, Row]] = {"a/1.jpg": (10, (vec, True, 2, "")),
-                                        "b/1.jpg": (5, (None, False, 0, "bad_image: x"))}
+    rows: dict[str, tuple[int, Row]] = {"a/1.jpg": (10, (vec, True, 2, "", "")),
+                                        "c/1.jpg": (7, (vec, False, 0, "", "cnn")),
+                                        "b/1.jpg": (5, (None, False, 0, "bad_image: x", ""))}
     path = tmp_path / "c.npz"
     save_cache(path, meta, rows, 4)
     back = load_cache(path, meta)
     assert back["a/1.jpg"][0] == 10 and np.allclose(back["a/1.jpg"][1][0], vec)  # type: ignore[arg-type]
-    assert back["a/1.jpg"][1][1:] == (True, 2, "")
+    assert back["a/1.jpg"][1][1:] == (True, 2, "", "")
+    assert back["c/1.jpg"][1][1:] == (False, 0, "", "cnn")
     assert back["b/1.jpg"][1][0] is None and back["b/1.jpg"][1][3] == "bad_image: x"
-    other = cache_meta(Settings(home=tmp_path, detector="cnn"))
-    with pytest.raises(ValidationError, match="other settings"):
-        load_cache(path, other)
+    for other in (cache_meta(Settings(home=tmp_path, detector="cnn")),
+                  cache_meta(Settings(home=tmp_path, jitters=10))):
+        with pytest.raises(ValidationError, match="other settings"):
+            load_cache(path, other)
     assert load_cache(tmp_path / "none.npz", meta) == {}
+
+
+class _Boxes:
+    """A detector that returns fixed boxes (to test the rescue order without models)."""
+
+    def __init__(self, *boxes: Box) -> None:
+        self.boxes = boxes
+        self.calls = 0
+
+    def detect(self, pixels: npt.NDArray[np.uint8]) -> list[Detection]:
+        self.calls += 1
+        return [Detection(b, 1.0) for b in self.boxes]
+
+
+class _Pipe:
+    """decode -> fixed detector -> aligner/embedder that remember the box they were given."""
+
+    def __init__(self, detector: _Boxes) -> None:
+        self.boxes: list[Box] = []
+        pipe = self
+
+        class Aligner:
+            def align(self, pixels: npt.NDArray[np.uint8], box: Box) -> Box:
+                pipe.boxes.append(box)
+                return box
+
+        class Embedder:
+            def embed(self, faces: list[Box]) -> list[SimpleNamespace]:
+                return [SimpleNamespace(vector=np.ones(4, dtype=np.float32)) for _ in faces]
+
+        self.model = SimpleNamespace(detector=detector, aligner=Aligner(), embedder=Embedder())
+
+    def decode(self, data: bytes) -> SimpleNamespace:
+        return SimpleNamespace(pixels=np.zeros((200, 100, 3), dtype=np.uint8))
+
+
+def test_subject_face_and_rescue_order() -> None:
+    near, far = Box(30, 80, 70, 120), Box(0, 0, 20, 20)
+    pipe = _Pipe(_Boxes(far, near))
+    rescue = _Boxes(Box(1, 1, 9, 9))
+    assert embed_image(pipe, b"", ("cnn", rescue))[1:] == (True, 2, "", "")  # type: ignore[arg-type]
+    assert pipe.boxes[-1] == near and rescue.calls == 0  # nearest the centre; no rescue needed
+    pipe = _Pipe(_Boxes())
+    assert embed_image(pipe, b"", ("cnn", rescue))[1:] == (False, 0, "", "cnn")  # type: ignore[arg-type]
+    assert pipe.boxes[-1] == Box(1, 1, 9, 9)
+    assert embed_image(pipe, b"", ("cnn", _Boxes()))[1:] == (False, 0, "", "centre")  # type: ignore[arg-type]
+    assert pipe.boxes[-1] == Box(25, 50, 75, 150)  # the middle half of 100 x 200
+    assert embed_image(pipe, b"")[4] == "centre"  # type: ignore[arg-type]
 
 
 def test_exclusions(tmp_path: Path) -> None:
