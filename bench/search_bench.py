@@ -208,7 +208,7 @@ def bench_size(
         name = f"hnsw M=32 efSearch={ef}"
         rows.append(row(size, name, graph, build_s, rss, queries, truth, ef == DEFAULT_EF_SEARCH))
     del graph
-    for nlist_arg in args.nlists.split(","):
+    for nlist_arg in [] if args.nlists == "none" else args.nlists.split(","):
         nlist = None if nlist_arg == "auto" else int(nlist_arg)
         ivf, build_s, rss = timed_build(
             lambda nlist=nlist: build_index(MODEL, DIM, ids, gallery, nprobe=DEFAULT_NPROBE, nlist=nlist,
@@ -248,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--nprobes", default="64,128,256", help="extra IVF nprobe values to measure")
     ap.add_argument("--efs", default="64,256", help="extra HNSW efSearch values to measure")
-    ap.add_argument("--nlists", default="auto", help="IVF nlist values ('auto' = build_index's choice)")
+    ap.add_argument("--nlists", default="auto", help="IVF nlist values ('auto' = build_index's "
+                    "choice; 'none' = no IVF rows)")
+    ap.add_argument("--merge", action="store_true", help="keep the rows of other sizes already in "
+                    "--out (e.g. add a 10M row to an earlier run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/results/search.json"))
     args = ap.parse_args(argv)
@@ -269,12 +272,20 @@ def main(argv: list[str] | None = None) -> int:
         size_rows, stats = bench_size(size, args, real)
         rows += size_rows
         data[str(size)] = stats
+    command = " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])
+    if args.merge and args.out.exists():
+        old = json.loads(args.out.read_text())
+        done = set(data)
+        rows = [r for r in old["results"] if str(r["size"]) not in done] + rows
+        rows.sort(key=lambda r: r["size"])
+        data = {k: v for k, v in old["data"]["cosines"].items() if k not in done} | data
+        command = f"{old['command']}; then {command}"
     print(table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
             {
-                "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+                "command": command,
                 "machine": {
                     "cpus": os.cpu_count(),
                     "python": platform.python_version(),
