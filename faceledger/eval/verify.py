@@ -81,7 +81,7 @@ class VerifyReport:
             return ""
         parts = [f"{n} by the central box" if how == "centre" else f"{n} by the {how} detector"
                  for how, n in sorted(self.rescued.items())]
-        return " and were embedded " + ", ".join(parts)
+        return " (rescued: " + ", ".join(parts) + ")"
 
     def lines(self) -> list[str]:
         k = self.kfold
