@@ -51,10 +51,11 @@ def check_vectors(vectors: Any, dim: int, *, require_unit: bool = True) -> Vecto
     out = np.ascontiguousarray(vectors, dtype=np.float32)
     if out.shape[0] == 0:
         return out
-    if not np.isfinite(out).all():
+    # einsum: no (n, dim) temporaries (a 10M-vector rebuild would need 5 GB more for them)
+    norms = np.sqrt(np.einsum("ij,ij->i", out, out, dtype=np.float64))
+    if not np.isfinite(norms).all() and not np.isfinite(out).all():
         raise ValidationError("vectors contain NaN or infinite values")
     if require_unit:
-        norms = np.linalg.norm(out, axis=1)
         bad = np.flatnonzero(np.abs(norms - 1.0) > NORM_TOLERANCE)
         if bad.size:
             raise ValidationError(
