@@ -29,7 +29,7 @@ run: install
 
 bench: install
 	$(PY) -m pip install --quiet --no-deps face_recognition==1.3.0
-	$(PY) bench/run_all.py --lfw $(or $(LFW),../shared/facedata/lfw) --out bench/results
+	$(PY) bench/run_all.py --lfw $(or $(LFW),../shared/facedata/lfw) --out bench/results $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
