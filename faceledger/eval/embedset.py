@@ -127,18 +127,28 @@ def apply_exclusions(rel_paths: list[str], path: Path) -> tuple[list[str], list[
 # ---------------------------------------------------------------- worker side
 
 _PIPE: FacePipeline | None = None
-_RESCUE: tuple[str, Detector] | None = None
+_RESCUE: RescueDetector | None = None
 
 
-def rescue_detector(settings: Settings) -> tuple[str, Detector] | None:
-    """The model's first detector other than the configured one, with its name (None if the
-    model has only one)."""
+class RescueDetector:
+    """The model's first detector other than the configured one (dlib's CNN when HOG is
+    configured), loaded on first use: most images never need it."""
+
+    def __init__(self, model_id: str, kind: str) -> None:
+        self.model_id, self.kind = model_id, kind
+        self._detector: Detector | None = None
+
+    def detect(self, pixels: npt.NDArray[np.uint8]) -> list[Detection]:
+        if self._detector is None:
+            self._detector = load_model(self.model_id, ModelOptions(self.kind)).detector
+        return self._detector.detect(pixels)
+
+
+def rescue_detector(settings: Settings) -> RescueDetector | None:
+    """None if the model has only one detector."""
     caps = available_models().get(settings.model)
     others = [d for d in (caps.detectors if caps else ()) if d != settings.detector]
-    if not others:
-        return None
-    opts = ModelOptions(others[0], 1, 0.0, settings.jitters)
-    return others[0], load_model(settings.model, opts).detector
+    return RescueDetector(settings.model, others[0]) if others else None
 
 
 def _init_worker(settings: dict[str, Any]) -> None:
@@ -153,8 +163,7 @@ def _nearest_centre(dets: list[Detection], w: int, h: int) -> Box:
                + ((d.box.top + d.box.bottom) / 2 - h / 2) ** 2).box
 
 
-def embed_image(pipe: FacePipeline, data: bytes,
-                rescue: tuple[str, Detector] | None = None) -> Row:
+def embed_image(pipe: FacePipeline, data: bytes, rescue: RescueDetector | None = None) -> Row:
     """The subject's embedding: the nearest-centre detection, else the rescue detector's,
     else the central box."""
     try:
@@ -164,8 +173,8 @@ def embed_image(pipe: FacePipeline, data: bytes,
         how = ""
         if dets:
             box = _nearest_centre(dets, w, h)
-        elif rescue is not None and (found := rescue[1].detect(img.pixels)):
-            box, how = _nearest_centre(found, w, h), rescue[0]
+        elif rescue is not None and (found := rescue.detect(img.pixels)):
+            box, how = _nearest_centre(found, w, h), rescue.kind
         else:
             box, how = Box(w // 4, h // 4, w - w // 4, h - h // 4), CENTRE
         aligned = pipe.model.aligner.align(img.pixels, box)

@@ -1,4 +1,4 @@
-"""Dataset walking, the embedding cache and exclusion lists (no models needed)."""
+"""Dataset walking, the subject-face rule, the embedding cache and exclusion lists."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ from faceledger.eval.embedset import (
     cache_meta,
     embed_image,
     load_cache,
+    rescue_detector,
     save_cache,
     walk_dataset,
 )
 from faceledger.settings import Settings
+from tests.photos import astronaut
 
 
 def test_walk_dataset(tmp_path: Path) -> None:
@@ -63,6 +65,7 @@ class _Boxes:
     def __init__(self, *boxes: Box) -> None:
         self.boxes = boxes
         self.calls = 0
+        self.kind = "cnn"
 
     def detect(self, pixels: npt.NDArray[np.uint8]) -> list[Detection]:
         self.calls += 1
@@ -95,12 +98,12 @@ def test_subject_face_and_rescue_order() -> None:
     near, far = Box(30, 80, 70, 120), Box(0, 0, 20, 20)
     pipe = _Pipe(_Boxes(far, near))
     rescue = _Boxes(Box(1, 1, 9, 9))
-    assert embed_image(pipe, b"", ("cnn", rescue))[1:] == (True, 2, "", "")  # type: ignore[arg-type]
+    assert embed_image(pipe, b"", rescue)[1:] == (True, 2, "", "")  # type: ignore[arg-type]
     assert pipe.boxes[-1] == near and rescue.calls == 0  # nearest the centre; no rescue needed
     pipe = _Pipe(_Boxes())
-    assert embed_image(pipe, b"", ("cnn", rescue))[1:] == (False, 0, "", "cnn")  # type: ignore[arg-type]
+    assert embed_image(pipe, b"", rescue)[1:] == (False, 0, "", "cnn")  # type: ignore[arg-type]
     assert pipe.boxes[-1] == Box(1, 1, 9, 9)
-    assert embed_image(pipe, b"", ("cnn", _Boxes()))[1:] == (False, 0, "", "centre")  # type: ignore[arg-type]
+    assert embed_image(pipe, b"", _Boxes())[1:] == (False, 0, "", "centre")  # type: ignore[arg-type]
     assert pipe.boxes[-1] == Box(25, 50, 75, 150)  # the middle half of 100 x 200
     assert embed_image(pipe, b"")[4] == "centre"  # type: ignore[arg-type]
 
@@ -128,3 +131,12 @@ def test_latest_card_is_the_newest(tmp_path: Path) -> None:
     card = latest_card(home, "m")
     assert card is not None and card.read_text() == "new"
     assert latest_card(home, "other-model") is None
+
+
+def test_rescue_detector_is_the_models_other_detector(tmp_path: Path) -> None:
+    r = rescue_detector(Settings(home=tmp_path))
+    assert r is not None and r.kind == "cnn"
+    found = r.detect(np.asarray(astronaut()))  # the real dlib CNN detector, loaded on first use
+    assert len(found) == 1 and found[0].box.width > 50
+    other = rescue_detector(Settings(home=tmp_path, detector="cnn"))
+    assert other is not None and other.kind == "hog"
