@@ -203,11 +203,11 @@ def eval_verify(
     thr, source = _operating(settings, threshold)
     report, es = _verify(settings, lfw, pairs, None, cache, workers, thr, source)
     g = _groups(groups, es, thr, source)
+    info = _model_info(settings)
     result: dict[str, Any] = {"verify": report.as_dict(), "embeddings": es.summary(),
-                              "model": _model_info(settings),
-                              "groups": g.as_dict() if g else None}
+                              "model": info, "groups": g.as_dict() if g else None}
     if out:
-        data = card_mod.CardData(settings.model, _model_info(settings),
+        data = card_mod.CardData(settings.model, info,
                                  [{"name": "LFW", "path": str(lfw), "summary": es.summary()}],
                                  _command(), verify=report, operating=_op(thr, source),
                                  groups=[("LFW pairs", g)] if g else [])
