@@ -43,7 +43,7 @@ from faceledger.index import (
     HnswIndex,
     IvfIndex,
     VectorIndex,
-    build_index,
+    nlist_for,
 )
 from faceledger.index.faiss_common import faiss_module
 from faceledger.index.faiss_hnsw import DEFAULT_EF_SEARCH
@@ -168,40 +168,100 @@ def row(
     return out
 
 
-def bench_size(
-    size: int, args: argparse.Namespace, real: F32 | None
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    rng = np.random.default_rng(args.seed + size)
+CHUNK_IDS = 10_000  # identities per generated chunk (100,000 vectors)
+
+
+def chunk_centres(size: int, seed: int, j: int, real: F32 | None) -> tuple[F32, np.random.Generator]:
+    """Centres of identity chunk ``j`` and the generator that goes on to draw its samples.
+
+    Every chunk has its own seed, so a chunk can be regenerated (for queries) and the gallery never
+    has to be held whole: at 10M vectors that is 5 GB beside the index being built.
+    """
     n_ids = size // PER_IDENTITY
-    centres = make_centres(n_ids, rng, real)
-    gallery = samples(centres, np.repeat(np.arange(n_ids), PER_IDENTITY), rng)
-    ids = np.arange(size, dtype=np.int64)
-    queries = samples(centres, rng.integers(n_ids, size=args.queries), rng)
+    rng = np.random.default_rng([seed, size, j])
+    count = min(CHUNK_IDS, n_ids - j * CHUNK_IDS)
+    return make_centres(count, rng, real), rng
+
+
+def gallery_chunks(size: int, seed: int, real: F32 | None) -> Any:
+    """Yield ``(ids, vectors)`` chunk by chunk; identity ``i`` owns ids ``i*10 .. i*10+9``."""
+    n_ids = size // PER_IDENTITY
+    for j in range(math.ceil(n_ids / CHUNK_IDS)):
+        centres, rng = chunk_centres(size, seed, j, real)
+        vecs = samples(centres, np.repeat(np.arange(centres.shape[0]), PER_IDENTITY), rng)
+        first = j * CHUNK_IDS * PER_IDENTITY
+        yield np.arange(first, first + vecs.shape[0], dtype=np.int64), vecs
+
+
+def make_queries(size: int, args: argparse.Namespace, real: F32 | None) -> F32:
+    """Fresh samples (not gallery members) of random gallery identities."""
+    rng = np.random.default_rng([args.seed, size, 1 << 30])
+    who = rng.integers(size // PER_IDENTITY, size=args.queries)
+    out = np.empty((who.size, DIM), dtype=np.float32)
+    for j in np.unique(who // CHUNK_IDS):
+        centres, _ = chunk_centres(size, args.seed, int(j), real)
+        sel = np.flatnonzero(who // CHUNK_IDS == j)
+        out[sel] = samples(centres, (who[sel] % CHUNK_IDS).astype(np.int64), rng)
+    return out
+
+
+def cosine_stats(size: int, seed: int, real: F32 | None) -> dict[str, float]:
+    _, first = next(gallery_chunks(size, seed, real))
+    n_ids = first.shape[0] // PER_IDENTITY
+    rng = np.random.default_rng([seed, size, 1 << 31])
     pairs = rng.integers(n_ids, size=2000)
-    same = np.einsum("ij,ij->i", gallery[pairs * PER_IDENTITY], gallery[pairs * PER_IDENTITY + 1])
-    other = gallery[((pairs + 1 + rng.integers(n_ids - 1, size=2000)) % n_ids) * PER_IDENTITY]
-    diff = np.einsum("ij,ij->i", gallery[pairs * PER_IDENTITY], other)
-    stats = {
+    same = np.einsum("ij,ij->i", first[pairs * PER_IDENTITY], first[pairs * PER_IDENTITY + 1])
+    other = first[((pairs + 1 + rng.integers(n_ids - 1, size=2000)) % n_ids) * PER_IDENTITY]
+    diff = np.einsum("ij,ij->i", first[pairs * PER_IDENTITY], other)
+    return {
         "same_cos_mean": float(same.mean()),
         "same_cos_std": float(same.std()),
         "diff_cos_mean": float(diff.mean()),
         "diff_cos_std": float(diff.std()),
         "diff_cos_p99": float(np.percentile(diff, 99)),
     }
+
+
+def streamed(index: VectorIndex, size: int, args: argparse.Namespace, real: F32 | None,
+             label: str) -> VectorIndex:
+    """Add the gallery to ``index`` chunk by chunk (as ``build_index`` does), with progress."""
+    t0 = time.perf_counter()
+    for n, (ids, vecs) in enumerate(gallery_chunks(size, args.seed, real), 1):
+        index.add(ids, vecs)
+        if n % 10 == 0:
+            print(f"    {label}: {index.count():,}/{size:,} in {time.perf_counter() - t0:.0f} s, "
+                  f"RSS {rss_bytes() / 2**30:.1f} GiB", file=sys.stderr, flush=True)
+    return index
+
+
+def trained_ivf(size: int, args: argparse.Namespace, real: F32 | None, nlist: int | None) -> IvfIndex:
+    """An IVF index trained on the first chunks (they are i.i.d. draws like the rest)."""
+    want = 64 * (nlist or nlist_for(size))
+    parts: list[F32] = []
+    for _, vecs in gallery_chunks(size, args.seed, real):
+        parts.append(vecs)
+        if sum(p.shape[0] for p in parts) >= want:
+            break
+    ivf = IvfIndex(MODEL, DIM, nlist=nlist, nprobe=DEFAULT_NPROBE)
+    ivf.train(np.concatenate(parts), expected_count=size)
+    return ivf
+
+
+def bench_size(
+    size: int, args: argparse.Namespace, real: F32 | None
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    stats = cosine_stats(size, args.seed, real)
+    queries = make_queries(size, args, real)
     print(f"N={size}: {json.dumps({k: round(v, 3) for k, v in stats.items()})}", flush=True)
 
-    def flat() -> VectorIndex:
-        index = FlatIndex(MODEL, DIM)
-        index.add(ids, gallery)
-        return index
-
-    exact, build_s, rss = timed_build(flat)
+    exact, build_s, rss = timed_build(lambda: streamed(FlatIndex(MODEL, DIM), size, args, real, "flat"))
     _, truth = exact.search(queries, K)
     rows = [row(size, "exact (flat)", exact, build_s, rss, queries, truth, size <= DEFAULT_EXACT_MAX)]
     del exact
     if size <= DEFAULT_EXACT_MAX:
         return rows, stats
-    graph, build_s, rss = timed_build(lambda: build_index(MODEL, DIM, ids, gallery))
+    # build_index's own path past DEFAULT_EXACT_MAX: HnswIndex, added in chunks of 100,000
+    graph, build_s, rss = timed_build(lambda: streamed(HnswIndex(MODEL, DIM), size, args, real, "hnsw"))
     assert isinstance(graph, HnswIndex)
     for ef in sorted({DEFAULT_EF_SEARCH, *map(int, args.efs.split(","))}):
         graph.ef_search = ef
@@ -211,15 +271,12 @@ def bench_size(
     for nlist_arg in [] if args.nlists == "none" else args.nlists.split(","):
         nlist = None if nlist_arg == "auto" else int(nlist_arg)
         ivf, build_s, rss = timed_build(
-            lambda nlist=nlist: build_index(MODEL, DIM, ids, gallery, nprobe=DEFAULT_NPROBE, nlist=nlist,
-                                            approximate="ivf")
-        )
+            lambda nlist=nlist: streamed(trained_ivf(size, args, real, nlist), size, args, real, "ivf"))
         assert isinstance(ivf, IvfIndex)
         for nprobe in sorted({DEFAULT_NPROBE, *map(int, args.nprobes.split(","))}):
             ivf.nprobe = nprobe
-            picked = False
             name = f"ivf nlist={ivf.nlist} nprobe={nprobe}"
-            rows.append(row(size, name, ivf, build_s, rss, queries, truth, picked))
+            rows.append(row(size, name, ivf, build_s, rss, queries, truth, False))
         del ivf
     return rows, stats
 
