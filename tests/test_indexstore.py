@@ -1,0 +1,63 @@
+"""IndexStore against a real SQLite database: what a rebuild reads, in batches."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from faceledger import indexstore
+from faceledger.db.schema import Collection, Face, Image
+from tests.conftest import World
+
+
+def _insert(world: World, collection_id: int, model_id: str, vecs: np.ndarray) -> list[int]:
+    ids = []
+    with world.app.db.write() as s:
+        for i, v in enumerate(vecs):
+            img = Image(collection_id=collection_id, sha256=f"{model_id}-{collection_id}-{i:04d}",
+                        stored_path="x", width=1, height=1, bytes=1, format="JPEG",
+                        ingested_at=datetime.now(UTC))
+            img.faces.append(Face(collection_id=collection_id, face_index=0, box=[0, 0, 1, 1],
+                                  landmarks=[], quality={}, model_id=model_id,
+                                  embedding=v.astype("<f4").tobytes(), thumbnail_path="t"))
+            s.add(img)
+            s.flush()
+            ids.append(img.faces[0].id)
+    return ids
+
+
+def _unit(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, indexstore.DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_rebuild_reads_every_face_of_its_model_and_collection_across_batches(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexstore, "READ_BATCH", 4)  # 23 faces -> 6 fetches, the last partial
+    with world.app.db.read() as s:
+        cid = s.execute(select(Collection.id)).scalar_one()
+    model = world.app.model_id
+    mine = _unit(23, 1)
+    ids = _insert(world, cid, model, mine)
+    _insert(world, cid, "other-model", _unit(5, 2))  # same collection, another model: not read
+
+    got_ids, got_vecs = world.app.indexes._db_vectors(model, cid)
+    assert got_ids.tolist() == sorted(ids)
+    assert got_vecs.dtype == np.float32 and got_vecs.flags.c_contiguous
+    np.testing.assert_array_equal(got_vecs, mine[np.argsort(ids)])
+
+    index = world.app.indexes.rebuild(model, cid)
+    assert index.count() == 23
+    scores, found = index.search(mine[7:8], 1)
+    assert found[0, 0] == ids[7] and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_empty_collection_reads_nothing(world: World) -> None:
+    with world.app.db.read() as s:
+        cid = s.execute(select(Collection.id)).scalar_one()
+    got_ids, got_vecs = world.app.indexes._db_vectors(world.app.model_id, cid)
+    assert got_ids.shape == (0,) and got_vecs.shape == (0, indexstore.DIM)
