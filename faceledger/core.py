@@ -30,6 +30,7 @@ class Faceledger:
         self.indexes = IndexStore(
             settings.index_dir, self.db, exact_max=settings.index_exact_max,
             nprobe=settings.index_nprobe, approximate=settings.index_approximate,
+            ef_search=settings.index_ef_search,
         )
         self._pipeline: FacePipeline | None = None
         self._policy: LoadedPolicy | None = None

@@ -17,7 +17,8 @@ from faceledger.db.engine import Database
 from faceledger.db.schema import Face
 from faceledger.embed import check_same_model
 from faceledger.gallery import faces_version
-from faceledger.index import VectorIndex, build_index, load_index
+from faceledger.index import HnswIndex, IvfIndex, VectorIndex, build_index, load_index
+from faceledger.index.faiss_hnsw import DEFAULT_EF_SEARCH
 
 DIM = 128
 READ_BATCH = 10_000  # rows per fetch when loading a collection's embeddings
@@ -25,12 +26,13 @@ READ_BATCH = 10_000  # rows per fetch when loading a collection's embeddings
 
 class IndexStore:
     def __init__(self, root: Path, db: Database, *, exact_max: int, nprobe: int,
-                 approximate: str = "hnsw") -> None:
+                 approximate: str = "hnsw", ef_search: int = DEFAULT_EF_SEARCH) -> None:
         self.approximate = approximate
         self.root = root
         self.db = db
         self.exact_max = exact_max
         self.nprobe = nprobe
+        self.ef_search = ef_search
         self._open: dict[tuple[str, int], VectorIndex] = {}
         self._dirty: set[tuple[str, int]] = set()
         self._seen: dict[tuple[str, int], int] = {}  # collection faces_version last reconciled
@@ -77,7 +79,8 @@ class IndexStore:
         with self._lock:
             ids, vecs = self._db_vectors(model_id, collection_id)
             index = build_index(model_id, DIM, ids, vecs, exact_max=self.exact_max,
-                                nprobe=self.nprobe, approximate=self.approximate)
+                                nprobe=self.nprobe, approximate=self.approximate,
+                                ef_search=self.ef_search)
             index.save(self._path(model_id, collection_id))
             self._open[(model_id, collection_id)] = index
             self._dirty.discard((model_id, collection_id))
@@ -105,6 +108,11 @@ class IndexStore:
             else:
                 index = load_index(path)
                 check_same_model(model_id, index.model_id)
+                # search settings come from the settings, not from when the file was written
+                if isinstance(index, HnswIndex):
+                    index.ef_search = self.ef_search
+                elif isinstance(index, IvfIndex):
+                    index.nprobe = self.nprobe
                 self._open[key] = index
                 self._reconcile(index, model_id, collection_id)
             self._seen[key] = version

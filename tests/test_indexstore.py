@@ -61,3 +61,28 @@ def test_empty_collection_reads_nothing(world: World) -> None:
         cid = s.execute(select(Collection.id)).scalar_one()
     got_ids, got_vecs = world.app.indexes._db_vectors(world.app.model_id, cid)
     assert got_ids.shape == (0,) and got_vecs.shape == (0, indexstore.DIM)
+
+
+def test_graph_search_width_comes_from_the_settings_also_for_a_saved_index(world: World) -> None:
+    from faceledger.core import Faceledger
+    from faceledger.index import HnswIndex
+    from tests.conftest import make_settings
+
+    with world.app.db.read() as s:
+        cid = s.execute(select(Collection.id)).scalar_one()
+    vecs = _unit(30, 3)
+    ids = _insert(world, cid, world.app.model_id, vecs)
+    home = world.app.settings.home
+    first = Faceledger(make_settings(home, index_exact_max=10, index_ef_search=77))
+    try:
+        built = first.indexes.get(first.model_id, cid)  # no file yet: built past exact_max
+        assert isinstance(built, HnswIndex) and built.ef_search == 77
+    finally:
+        first.close()
+    again = Faceledger(make_settings(home, index_exact_max=10, index_ef_search=300))
+    try:
+        loaded = again.indexes.get(again.model_id, cid)  # read from the file written above
+        assert isinstance(loaded, HnswIndex) and loaded.ef_search == 300
+        assert loaded.search(vecs[3:4], 1)[1][0, 0] == ids[3]
+    finally:
+        again.close()
