@@ -57,7 +57,8 @@ class Settings(BaseSettings):
         default=128, ge=2, le=10_000,
         description="HNSW candidates examined per query: recall against latency. Measured "
         "(bench/search_bench.py, 2 cores): 128 gives recall@10 0.995 at 1M faces (1.0 ms) but "
-        "0.937 at 10M (2.2 ms); 256 gives 0.970 at 10M (4.5 ms). Raise it for large galleries.")
+        "0.937 at 10M (2.2 ms); 256 gives 0.970, 512 0.986 (7.4 ms), "
+        "1024 0.992 (16 ms) at 10M. Raise it for large galleries.")
 
     # Ingest
     workers: int = Field(default_factory=_default_workers, ge=1)
