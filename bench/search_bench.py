@@ -238,9 +238,11 @@ def trained_ivf(size: int, args: argparse.Namespace, real: F32 | None, nlist: in
     """An IVF index trained on the first chunks (they are i.i.d. draws like the rest)."""
     want = 64 * (nlist or nlist_for(size))
     parts: list[F32] = []
+    have = 0
     for _, vecs in gallery_chunks(size, args.seed, real):
         parts.append(vecs)
-        if sum(p.shape[0] for p in parts) >= want:
+        have += vecs.shape[0]
+        if have >= want:
             break
     ivf = IvfIndex(MODEL, DIM, nlist=nlist, nprobe=DEFAULT_NPROBE)
     ivf.train(np.concatenate(parts), expected_count=size)
