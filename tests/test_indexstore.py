@@ -13,11 +13,12 @@ from faceledger.db.schema import Collection, Face, Image
 from tests.conftest import World
 
 
-def _insert(world: World, collection_id: int, model_id: str, vecs: np.ndarray) -> list[int]:
+def _insert(world: World, collection_id: int, model_id: str, vecs: np.ndarray,
+            tag: str = "") -> list[int]:
     ids = []
     with world.app.db.write() as s:
         for i, v in enumerate(vecs):
-            img = Image(collection_id=collection_id, sha256=f"{model_id}-{collection_id}-{i:04d}",
+            img = Image(collection_id=collection_id, sha256=f"{tag}{model_id}-{collection_id}-{i:04d}",
                         stored_path="x", width=1, height=1, bytes=1, format="JPEG",
                         ingested_at=datetime.now(UTC))
             img.faces.append(Face(collection_id=collection_id, face_index=0, box=[0, 0, 1, 1],
@@ -84,5 +85,38 @@ def test_graph_search_width_comes_from_the_settings_also_for_a_saved_index(world
         loaded = again.indexes.get(again.model_id, cid)  # read from the file written above
         assert isinstance(loaded, HnswIndex) and loaded.ef_search == 300
         assert loaded.search(vecs[3:4], 1)[1][0, 0] == ids[3]
+    finally:
+        again.close()
+
+
+def test_reconcile_reads_only_the_faces_the_index_lacks(world: World,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(indexstore, "READ_BATCH", 2)  # 3 wanted ids -> 2 id batches
+    with world.app.db.read() as s:
+        cid = s.execute(select(Collection.id)).scalar_one()
+    vecs = _unit(9, 4)
+    ids = _insert(world, cid, world.app.model_id, vecs)
+    want = np.array([ids[8], ids[2], ids[5]])
+    got_ids, got_vecs = world.app.indexes._db_vectors(world.app.model_id, cid, only=want)
+    assert got_ids.tolist() == sorted(want.tolist())
+    np.testing.assert_array_equal(got_vecs, vecs[[2, 5, 8]])
+
+
+def test_a_saved_index_gains_faces_committed_after_it_was_written(world: World) -> None:
+    from faceledger.core import Faceledger
+    from tests.conftest import make_settings
+
+    with world.app.db.read() as s:
+        cid = s.execute(select(Collection.id)).scalar_one()
+    model = world.app.model_id
+    first_ids = _insert(world, cid, model, _unit(4, 5))
+    assert world.app.indexes.get(model, cid).count() == 4  # written to disk
+    later = _unit(3, 6)
+    later_ids = _insert(world, cid, model, later, tag="later-")  # as if a process died before indexing them
+    again = Faceledger(make_settings(world.app.settings.home))
+    try:
+        index = again.indexes.get(model, cid)
+        assert sorted(index.ids().tolist()) == sorted(first_ids + later_ids)
+        assert index.search(later[1:2], 1)[1][0, 0] == later_ids[1]
     finally:
         again.close()
