@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export FACELEDGER_HOME ?= $(CURDIR)/faceledger-data
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install browser run test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ lint: install
 	$(VENV)/bin/ruff check faceledger tests bench
 	$(VENV)/bin/mypy faceledger
 
-test: lint
+# The browser tests drive a real Chromium: Debian's, installed with apt-get when missing
+# (or Playwright's own build where apt-get cannot be used); see scripts/ensure-browser.
+browser: install
+	@scripts/ensure-browser $(PY)
+
+test: lint browser
 	$(VENV)/bin/pytest -q
 
 run: install
