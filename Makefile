@@ -28,9 +28,10 @@ browser: install
 test: lint browser
 	$(VENV)/bin/pytest -q
 
+# init once (a note, not an error, when the data home exists); serve prints the sign-in last.
 run: install
-	@test -f "$(FACELEDGER_HOME)/faceledger.db" || $(VENV)/bin/faceledger init
-	$(VENV)/bin/faceledger serve
+	@$(VENV)/bin/faceledger init --if-needed
+	@$(VENV)/bin/faceledger serve
 
 bench: install
 	$(PY) -m pip install --quiet --no-deps face_recognition==1.3.0

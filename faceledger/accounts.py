@@ -7,11 +7,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from faceledger import ledger
-from faceledger.db.schema import Token, User
+from faceledger.db.schema import Token, User, WebSession
 from faceledger.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from faceledger.roles import Role
 
@@ -120,10 +120,64 @@ def rotate_token(session: Session, name: str, *, actor: Principal) -> str:
     return token
 
 
+def set_password(session: Session, name: str, password_hash: str, *, actor: str,
+                 how: str, generated: bool = False) -> User:
+    """Set or reset a user's web password (ledgered; never the password or its hash).
+
+    ``actor`` is the admin's name, or ``local:<os user>`` for whoever holds the data home.
+    A reset by someone else ends the user's web sessions; changing one's own keeps them."""
+    user = get_user(session, name)
+    if user.disabled:
+        raise ValidationError(f"user {name!r} is disabled")
+    had = user.password_hash is not None
+    user.password_hash = password_hash
+    if actor != user.name:
+        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    ledger.append(session, "user.password_set",
+                  {"user": name, "by": actor, "how": how, "generated": generated,
+                   "replaced": had}, actor=actor)
+    return user
+
+
+def first_admin(session: Session, name: str | None = None) -> User:
+    """The named admin, or the earliest active one."""
+    user: User | None
+    if name:
+        user = get_user(session, name)
+        if user.role != Role.admin.value:
+            raise ValidationError(f"{name!r} is a {user.role}, not an admin")
+    else:
+        user = session.execute(select(User).where(User.role == Role.admin.value,
+                                                  User.disabled.is_(False))
+                               .order_by(User.id).limit(1)).scalar_one_or_none()
+        if user is None:
+            raise NotFoundError("no active admin in this data home")
+    if user.disabled:
+        raise ValidationError(f"admin {user.name!r} is disabled")
+    return user
+
+
+def issue_local_token(session: Session, name: str | None, *, actor: str) -> tuple[User, str]:
+    """A new API token for an admin, for whoever holds the data home (no token needed).
+    Existing tokens stay valid; the issue is ledgered with the local actor."""
+    user = first_admin(session, name)
+    token = _issue_token(session, user)
+    ledger.append(session, "token.issued_locally",
+                  {"user": user.name, "by": actor, "token_prefix": token[:8]}, actor=actor)
+    return user, token
+
+
 def authenticate(session: Session, token: str | None) -> Principal:
+    if token is not None and not token.strip():
+        raise AuthenticationError(
+            "the API token is empty (FACELEDGER_TOKEN is set to an empty string: did the "
+            "command meant to print it fail?). An admin gives one with `faceledger users token "
+            "NAME`; whoever holds the data home can run `faceledger admin-token`"
+        )
     if not token:
         raise AuthenticationError(
-            "no API token: set FACELEDGER_TOKEN (printed by `faceledger init` / `users add`)"
+            "no API token: set FACELEDGER_TOKEN (printed by `faceledger init` / `users add`; "
+            "whoever holds the data home: `faceledger admin-token`)"
         )
     row = session.execute(
         select(Token, User).join(User, Token.user_id == User.id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
@@ -24,6 +24,7 @@ class CalibrationInfo:
     target_fmr: float
     gallery_size: int | None
     dataset: str
+    details: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "model_id": self.model_id, "threshold": self.threshold,
@@ -76,5 +77,23 @@ def active_calibration(session: Session, model_id: str) -> CalibrationInfo:
             f"no calibrated threshold for model {model_id!r}; run `faceledger calibrate` "
             "or use --mode investigate"
         )
+    return _info(cal)
+
+
+def calibration_at(session: Session, model_id: str, when: datetime) -> CalibrationInfo | None:
+    """The calibration that was active for a model at a moment (the latest one made by then;
+    else the active one): a search read back later keeps the bands it was shown with."""
+    moment = when if when.tzinfo else when.replace(tzinfo=UTC)
+    rows = session.execute(select(Calibration).where(Calibration.model_id == model_id)
+                           .order_by(Calibration.id.desc())).scalars().all()
+    for cal in rows:
+        made = cal.created_at if cal.created_at.tzinfo else cal.created_at.replace(tzinfo=UTC)
+        if made <= moment:
+            return _info(cal)
+    active = [c for c in rows if c.active]
+    return _info(active[0]) if active else None
+
+
+def _info(cal: Calibration) -> CalibrationInfo:
     return CalibrationInfo(cal.id, cal.model_id, cal.threshold, cal.target_fmr,
-                           cal.gallery_size, cal.dataset)
+                           cal.gallery_size, cal.dataset, dict(cal.details or {}))

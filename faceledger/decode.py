@@ -2,6 +2,9 @@
 
 Handles EXIF orientation, grayscale, CMYK, alpha, 16-bit, palette and animated images
 (the first frame), and refuses decompression bombs before any pixel is decoded.
+
+Formats are decided by content (magic bytes, then Pillow's own identification), never by a
+file name: JPEG, PNG, GIF, BMP, TIFF, WebP and Netpbm (P1-P6: .pbm/.pgm/.ppm/.pnm).
 """
 
 from __future__ import annotations
@@ -10,16 +13,56 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from faceledger.errors import ImageError, ImageTooLargeError
 
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "MPO"})
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "MPO", "PPM"})
+# Names that are handed to the decoder without sniffing first (it still checks the content);
+# any other file is an image only if ``sniff_format`` recognises its first bytes.
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+    {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp",
+     ".pbm", ".pgm", ".ppm", ".pnm"}
 )
+SNIFF_BYTES = 32
+# Netpbm as the format defines it; Pillow's PPM reader also takes PFM floats (Pf) and its
+# own P0/Py variants, which we do not accept.
+NETPBM_MAGIC = frozenset({b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"})
+_BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
+
+
+def is_image_file(path: Path) -> bool:
+    """A file to hand to the decoder: a known image name, or content that announces an image."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        with path.open("rb") as fh:
+            return sniff_format(fh.read(SNIFF_BYTES)) is not None
+    except OSError:
+        return False
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format the first bytes of a file announce (Pillow's name), or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if (head[:2] == b"BM" and len(head) >= 18
+            and struct.unpack("<I", head[14:18])[0] in _BMP_HEADER_SIZES):
+        return "BMP"
+    if head[:2] in NETPBM_MAGIC and len(head) > 2 and head[2:3].isspace():
+        return "PPM"
+    return None
 
 
 @dataclass(frozen=True)
@@ -72,6 +115,8 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) 
             fmt = img.format or "unknown"
             if fmt not in ALLOWED_FORMATS:
                 raise ImageError(f"unsupported image format {fmt}")
+            if fmt == "PPM" and data[:2] not in NETPBM_MAGIC:
+                raise ImageError(f"unsupported Netpbm variant {data[:2]!r} (P1-P6 only)")
             width, height = img.size
             if width <= 0 or height <= 0:
                 raise ImageError("image has no pixels")
@@ -99,3 +144,19 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) 
         raise ImageError(f"unexpected pixel layout {pixels.shape}")
     return DecodedImage(pixels=pixels, format=fmt, width=pixels.shape[1], height=pixels.shape[0])
 
+
+# Formats every browser shows in an <img>; others (TIFF, Netpbm) are shown as a PNG rendition.
+WEB_MEDIA = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp",
+             "BMP": "image/bmp"}
+
+
+def web_rendition(data: bytes, *, max_pixels: int) -> tuple[bytes, str]:
+    """(bytes, media type) a browser can show: the original when it can, else a PNG of the
+    decoded pixels (orientation applied, as the stored face boxes are)."""
+    fmt = sniff_format(data[:SNIFF_BYTES])
+    if fmt in WEB_MEDIA:
+        return data, WEB_MEDIA[fmt]
+    pixels = decode_image(data, max_pixels=max_pixels).pixels
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", compress_level=3)
+    return buf.getvalue(), "image/png"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from faceledger import ledger
@@ -91,6 +91,7 @@ def write_batch(
                 new_faces.append(face)
             summary.added += 1
             summary.faces += len(img.result.faces)
+            summary.count_image(img.display, len(img.result.faces))
             added.append({"sha256": img.sha256, "faces": len(img.result.faces)})
         s.flush()
         version = bump_faces_version(s, collection_id) if new_faces else 0
@@ -131,6 +132,38 @@ def write_batch(
         vecs = np.frombuffer(b"".join(f.embedding for f in faces), dtype="<f4").reshape(-1, 128)
         out.append((model_id, ids, vecs.astype(np.float32), version))
     return out
+
+
+# Per-job notes kept in the rejections table that are warnings, not rejected files.
+WARNING_CODES = frozenset({"manifest_unmatched"})
+
+
+def job_face_tally(session: Session, job_id: int, names: int = 1000) -> dict[str, Any]:
+    """The images a job added, by faces found (0, 1, several), naming (up to ``names``, in
+    ingest order) those with no face by the path they were ingested from."""
+    n = (select(func.count(Face.id)).where(Face.image_id == Image.id)  # faces.image_id index
+         .correlate(Image).scalar_subquery())
+    rows = session.execute(select(Image.id, n).where(Image.job_id == job_id)
+                           .order_by(Image.id)).all()
+    n_faces = [int(r[1]) for r in rows]
+    none = [int(r[0]) for r in rows if int(r[1]) == 0]
+    shown: dict[int, str] = {}
+    if none[:names]:
+        for image_id, path in session.execute(
+                select(ImageSource.image_id, ImageSource.original_path)
+                .where(ImageSource.image_id.in_(none[:names])).order_by(ImageSource.id)).all():
+            shown.setdefault(int(image_id), str(path))
+    return {"images_no_face": len(none), "images_one_face": n_faces.count(1),
+            "images_several_faces": sum(1 for n in n_faces if n > 1),
+            "no_face_images": [shown[i] for i in none[:names] if i in shown]}
+
+
+def job_notes(session: Session, job_id: int) -> tuple[list[Rejection], list[Rejection]]:
+    """A job's (rejections, warnings), in the order they were recorded."""
+    rows = session.execute(select(Rejection).where(Rejection.job_id == job_id)
+                           .order_by(Rejection.id)).scalars().all()
+    return ([r for r in rows if r.code not in WARNING_CODES],
+            [r for r in rows if r.code in WARNING_CODES])
 
 
 def bump_faces_version(session: Session, collection_id: int) -> int:

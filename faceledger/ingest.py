@@ -33,7 +33,7 @@ from faceledger.optout import optout_threshold, templates
 from faceledger.pipeline import FacePipeline, ImageResult
 from faceledger.roles import require
 from faceledger.settings import Settings
-from faceledger.sources import Provenance, SourceItem, iter_sources, load_manifest
+from faceledger.sources import Manifest, Provenance, SourceItem, iter_sources, load_manifest
 
 ProgressFn = Callable[["IngestSummary"], None]
 
@@ -69,11 +69,31 @@ class IngestSummary:
     rejected: int = 0
     faces: int = 0
     blocked_faces: int = 0  # faces of opted-out people, not stored
+    # Images added, by the number of faces found in each (0, 1, several).
+    images_no_face: int = 0
+    images_one_face: int = 0
+    images_several_faces: int = 0
     seconds: float = 0.0
+    # waiting -> loading models -> processing -> indexing -> done
+    stage: str = "waiting"
     rejections: list[dict[str, str]] = field(default_factory=list)
+    no_face_images: list[str] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)  # e.g. unmatched manifest rows
+
+    def count_image(self, display: str, faces: int) -> None:
+        """Tally one added image by its number of faces."""
+        if faces == 0:
+            self.images_no_face += 1
+            self.no_face_images.append(display)
+        elif faces == 1:
+            self.images_one_face += 1
+        else:
+            self.images_several_faces += 1
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
+        d["rejections"], d["no_face_images"] = list(self.rejections), list(self.no_face_images)
+        d["warnings"] = list(self.warnings)
         d["images_per_s"] = round(self.processed / self.seconds, 2) if self.seconds else None
         d["faces_per_s"] = round(self.faces / self.seconds, 2) if self.seconds else None
         return d
@@ -104,7 +124,7 @@ class PreparedJob:
     summary: IngestSummary
     collection_id: int
     items: list[SourceItem]
-    provenance: dict[str, Provenance]
+    provenance: Manifest
 
 
 class Ingest:
@@ -125,11 +145,12 @@ class Ingest:
         with app.db.read() as s:
             col = get_collection(s, collection)
             col_id, col_name = col.id, col.name
-        provenance = load_manifest(manifest) if manifest else {}
+        provenance = load_manifest(manifest) if manifest else Manifest()
         skip = {manifest.resolve()} if manifest else set()
         items = list(iter_sources(paths, skip))
         _mark_interrupted(app)
         summary = IngestSummary(collection=col_name, total=len(items))
+        summary.warnings = provenance.unmatched({item.key for item in items})
         with app.db.write() as s:
             job = IngestJob(collection_id=col_id, user_id=self.principal.user_id,
                             status="running", pid=os.getpid(),
@@ -141,7 +162,12 @@ class Ingest:
             ledger.append(s, "ingest.started",
                           {"job": job.id, "collection": col_name, "sources": job.sources,
                            "manifest": str(manifest) if manifest else None,
-                           "files": len(items), "model": app.model_id}, actor=self.principal.name)
+                           "files": len(items), "model": app.model_id,
+                           "manifest_unmatched": [w["path"] for w in summary.warnings]},
+                          actor=self.principal.name)
+            for w in summary.warnings:  # kept with the job, apart from its rejections
+                s.add(Rejection(job_id=job.id, path=w["path"], code=w["code"],
+                                reason=w["reason"]))
         return PreparedJob(summary, col_id, items, provenance)
 
     def execute(self, job: PreparedJob, progress: ProgressFn | None = None,
@@ -150,12 +176,19 @@ class Ingest:
         app = self.app
         summary, col_id, items, provenance = job.summary, job.collection_id, job.items, job.provenance
         t0 = time.perf_counter()
+
+        def stage(name: str) -> None:
+            summary.stage = name
+            if progress:
+                progress(summary)
+
+        stage("loading models")
         batch = _Batch(app, summary, col_id, self.principal.name)
         seen: set[str] = set()
         blocklist = templates(app, app.model_id)
         block_at = optout_threshold(app, app.model_id) if len(blocklist) else 1.0
-        for item, outcome, data, sha in self._results(items, seen, workers, batch):
-            prov = provenance.get(item.key, Provenance())
+        for item, outcome, data, sha in self._results(items, seen, workers, batch, stage):
+            prov = provenance.get(item.key)
             if isinstance(outcome, tuple):
                 batch.reject(item, *outcome)
             elif outcome == "duplicate":
@@ -177,14 +210,17 @@ class Ingest:
                 progress(summary)
         batch.commit()
         summary.seconds = time.perf_counter() - t0
+        stage("indexing")
         app.indexes.flush()
         with app.db.write() as s:
             job2 = s.get(IngestJob, summary.job_id)
             assert job2 is not None
             job2.status = "done"
             job2.finished_at = datetime.now(UTC)
+            summary.stage = "done"
             ledger.append(s, "ingest.finished",
-                          {k: v for k, v in summary.as_dict().items() if k != "rejections"},
+                          {k: v for k, v in summary.as_dict().items()
+                           if k not in ("rejections", "no_face_images", "warnings", "stage")},
                           actor=self.principal.name)
         if progress:
             progress(summary)
@@ -204,7 +240,8 @@ class Ingest:
         return ("new" if sha not in seen else "duplicate"), data, sha
 
     def _results(self, items: list[SourceItem], seen: set[str], workers: int | None,
-                 batch: _Batch) -> Iterator[tuple[SourceItem, Any, bytes | None, str]]:
+                 batch: _Batch, stage: Callable[[str], None]
+                 ) -> Iterator[tuple[SourceItem, Any, bytes | None, str]]:
         n_workers = max(1, min(workers or self.settings.workers, len(items)))
         todo: list[tuple[SourceItem, bytes, str]] = []
 
@@ -221,6 +258,7 @@ class Ingest:
 
         if n_workers == 1:
             pipe = self.app.pipeline()
+            stage("processing")
             for item in items:
                 early = classify(item)
                 if early:
@@ -229,11 +267,11 @@ class Ingest:
                 it, data, sha = todo.pop()
                 yield it, process_bytes(data, pipe), data, sha
             return
-        yield from self._pooled(items, classify, todo, n_workers)
+        yield from self._pooled(items, classify, todo, n_workers, stage)
 
     def _pooled(self, items: list[SourceItem], classify: Callable[..., Any],
-                todo: list[tuple[SourceItem, bytes, str]], n_workers: int
-                ) -> Iterator[tuple[SourceItem, Any, bytes | None, str]]:
+                todo: list[tuple[SourceItem, bytes, str]], n_workers: int,
+                stage: Callable[[str], None]) -> Iterator[tuple[SourceItem, Any, bytes | None, str]]:
         settings = self.settings.model_dump()
         ctx = get_context("spawn")
         pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
@@ -242,6 +280,7 @@ class Ingest:
         retried: set[str] = set()
         it = iter(items)
         exhausted = False
+        ready = False
         try:
             while True:
                 while not exhausted and len(inflight) < n_workers * 4:
@@ -258,6 +297,9 @@ class Ingest:
                 if not inflight:
                     return
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                if not ready:  # the first result: the workers have loaded their models
+                    ready = True
+                    stage("processing")
                 for fut in done:
                     job = inflight.pop(fut)
                     try:

@@ -14,11 +14,20 @@ from sqlalchemy import select
 
 from faceledger.accounts import Principal
 from faceledger.core import Faceledger
-from faceledger.db.schema import Collection, IngestJob, Rejection
+from faceledger.db.schema import Collection, IngestJob
 from faceledger.errors import NotFoundError
+from faceledger.gallery import job_face_tally, job_notes
 from faceledger.ingest import Ingest, IngestSummary
 
 log = logging.getLogger("faceledger.jobs")
+# The stage a job not being processed by this process is in, by its status.
+_STAGE_OF = {"running": "processing", "done": "done", "interrupted": "interrupted",
+             "failed": "failed"}
+
+
+def _shown(path: str) -> str:
+    """An uploaded file by its own name, not the staging folder it sat in."""
+    return Path(path.split("!")[-1]).name if "/uploads/" in path else path
 
 
 class JobRunner:
@@ -62,34 +71,54 @@ class JobRunner:
         if fut is not None:
             fut.result(timeout)
 
-    def status(self, job_id: int) -> dict[str, Any]:
+    def status(self, job_id: int, per_image: bool = True) -> dict[str, Any]:
+        """A job's progress and report. ``per_image=False`` leaves out the faces-per-image
+        tally of a finished job (``null``), which reads every image row of the job."""
+        with self._lock:
+            live = self._live.get(job_id)
         with self.core.db.read() as s:
             job = s.get(IngestJob, job_id)
             if job is None:
                 raise NotFoundError(f"no ingest job {job_id}")
             col = s.get(Collection, job.collection_id)
-            rejections = [{"path": Path(r.path.split("!")[-1]).name if "/uploads/" in r.path
-                           else r.path, "code": r.code, "reason": r.reason}
-                          for r in s.execute(select(Rejection).where(Rejection.job_id == job_id)
-                                             .order_by(Rejection.id)).scalars()]
+            rejected, warned = job_notes(s, job_id)
+            live = live if job.status == "running" else None
+            if live is not None:
+                tally: dict[str, Any] = {
+                    "images_no_face": live.images_no_face,
+                    "images_one_face": live.images_one_face,
+                    "images_several_faces": live.images_several_faces,
+                    "no_face_images": live.no_face_images[:1000]}
+            elif per_image:
+                tally = job_face_tally(s, job_id)
+            else:
+                tally = dict.fromkeys(("images_no_face", "images_one_face",
+                                       "images_several_faces", "no_face_images"))
             out = {"id": job.id, "collection": col.name if col else None, "status": job.status,
+                   "stage": _STAGE_OF.get(job.status, job.status),
                    "total": job.total, "processed": job.processed, "added": job.added,
                    "duplicates": job.duplicates, "rejected": job.rejected, "faces": job.faces,
+                   **tally,
                    "started_at": job.started_at.isoformat(),
                    "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-                   "rejections": rejections}
-        with self._lock:
-            live = self._live.get(job_id)
-        if live is not None and job.status == "running":
-            out.update(processed=live.processed, added=live.added, faces=live.faces,
-                       duplicates=live.duplicates, rejected=len(live.rejections))
+                   "rejections": [{"path": _shown(r.path), "code": r.code, "reason": r.reason}
+                                  for r in rejected],
+                   "warnings": [{"path": r.path, "code": r.code, "reason": r.reason}
+                                for r in warned]}
+        if tally["no_face_images"] is not None:
+            out["no_face_images"] = [_shown(p) for p in tally["no_face_images"]]
+        if live is not None:
+            out.update(stage=live.stage, processed=live.processed, added=live.added,
+                       faces=live.faces, duplicates=live.duplicates,
+                       rejected=len(live.rejections))
         return out
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest jobs, without the faces-per-image tally of finished ones."""
         with self.core.db.read() as s:
             ids = s.execute(select(IngestJob.id).order_by(IngestJob.id.desc()).limit(limit)
                             ).scalars().all()
-        return [self.status(i) for i in ids]
+        return [self.status(i, per_image=False) for i in ids]
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

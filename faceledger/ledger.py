@@ -231,3 +231,71 @@ def read(
     if kind:
         q = q.where(LedgerEntry.kind.startswith(kind))
     return list(session.execute(q.order_by(LedgerEntry.seq).limit(limit)).scalars())
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    """One page of entries, in the order asked for, with cursors to the pages on either side:
+    ``older`` is a ``before`` cursor (entries with a smaller seq exist), ``newer`` an ``after``
+    cursor (entries with a larger seq exist); None where there is nothing more that way."""
+
+    entries: list[LedgerEntry]
+    newest_first: bool
+    older: int | None
+    newer: int | None
+
+
+def _filtered(q: Any, user: str | None, case_ref: str | None, kind: str | None,
+              since: str | None, until: str | None) -> Any:
+    if user:
+        q = q.where(LedgerEntry.actor == user)
+    if case_ref:
+        q = q.where(LedgerEntry.case_ref == case_ref)
+    if kind:
+        q = q.where(LedgerEntry.kind.startswith(kind, autoescape=True))
+    if since:  # ISO 8601 UTC text: text order is time order
+        q = q.where(LedgerEntry.ts >= since)
+    if until:
+        q = q.where(LedgerEntry.ts < until)
+    return q
+
+
+def page(
+    session: Session, *, user: str | None = None, case_ref: str | None = None,
+    kind: str | None = None, since: str | None = None, until: str | None = None,
+    before: int | None = None, after: int | None = None, limit: int = 50,
+    newest_first: bool = True,
+) -> LedgerPage:
+    """A page of entries matching the filters (``kind`` is a prefix; ``since``/``until`` bound
+    ``ts``, until excluded). Without cursors: the newest ``limit`` entries, or the oldest when
+    ``newest_first`` is false. ``before``/``after`` bound seq (exclusive); with ``after`` alone
+    the page holds the entries just after it, so paging back towards the newest works."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    base = _filtered(select(LedgerEntry), user, case_ref, kind, since, until)
+    q = base
+    if before is not None:
+        q = q.where(LedgerEntry.seq < before)
+    if after is not None:
+        q = q.where(LedgerEntry.seq > after)
+    ascending = (after is not None and before is None) or (
+        before is None and after is None and not newest_first)
+    order = LedgerEntry.seq.asc() if ascending else LedgerEntry.seq.desc()
+    rows: list[LedgerEntry] = list(session.execute(q.order_by(order).limit(limit)).scalars())
+    rows.sort(key=lambda e: e.seq, reverse=newest_first)
+
+    def exists(cond: Any) -> bool:
+        return session.execute(
+            base.with_only_columns(LedgerEntry.seq).where(cond).limit(1)).first() is not None
+
+    older = newer = None
+    if rows:
+        lo, hi = min(e.seq for e in rows), max(e.seq for e in rows)
+        older = lo if exists(LedgerEntry.seq < lo) else None
+        newer = hi if exists(LedgerEntry.seq > hi) else None
+    else:  # paged past an end: point back at what is there
+        if before is not None and exists(LedgerEntry.seq >= before):
+            newer = before - 1
+        if after is not None and exists(LedgerEntry.seq <= after):
+            older = after + 1
+    return LedgerPage(rows, newest_first, older, newer)

@@ -33,6 +33,10 @@ class Candidate:
     collection: str
     box: list[int]
     sources: list[dict[str, str | None]] = field(default_factory=list)
+    image_sha256: str = ""
+    band: str | None = None  # likely | possible | unlikely (None: no calibration)
+    probe_image: bool = False  # the gallery image is the probe photo itself (same bytes)
+    duplicate_of: dict[str, Any] | None = None  # {"rank", "why": same_image | same_bytes}
 
 
 @dataclass
@@ -52,9 +56,13 @@ def resolve_collections(app: Faceledger, model_id: str, names: list[str] | None
         if names:
             q = q.where(Collection.name.in_(list(names)))
         rows = [(int(i), str(n)) for i, n in s.execute(q).all()]
-    unknown = set(names or []) - {n for _i, n in rows}
+        unknown = set(names or []) - {n for _i, n in rows}
+        known = [str(n) for n in s.execute(select(Collection.name).order_by(Collection.name))
+                 .scalars()] if unknown else []
     if unknown:
-        raise ValidationError(f"unknown collection(s): {', '.join(sorted(unknown))}")
+        hint = f"known collections: {', '.join(known)}" if known else "there are none yet"
+        raise ValidationError(f"unknown collection(s): {', '.join(sorted(unknown))} ({hint})",
+                              unknown=sorted(unknown), known=known)
     return [(i, n, app.indexes.get(model_id, i).count()) for i, n in rows]
 
 
@@ -105,7 +113,7 @@ def candidates(app: Faceledger, hits: list[tuple[float, int]]) -> list[Candidate
                 title=first.title if first else None,
                 captured_at=first.captured_at.isoformat() if first and first.captured_at
                 else None,
-                collection=img.collection.name, box=list(face.box),
+                collection=img.collection.name, box=list(face.box), image_sha256=img.sha256,
                 sources=[{"source_url": x.source_url, "page_url": x.page_url,
                           "title": x.title, "original_path": x.original_path}
                          for x in img.sources]))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,11 +13,14 @@ from sqlalchemy.orm import Session
 
 from faceledger import ledger
 from faceledger.accounts import Principal
+from faceledger.bands import bands_at, duplicate_marks
 from faceledger.db.engine import Database
 from faceledger.db.schema import LedgerEntry, Review, Search
 from faceledger.errors import NotFoundError, ValidationError
 from faceledger.gallery import faces_with_provenance
+from faceledger.probefaces import number_of
 from faceledger.roles import Role, require
+from faceledger.settings import Settings
 
 DECISIONS = ("confirmed", "rejected")
 
@@ -27,6 +31,7 @@ class CandidateState:
     confirmations: list[str]
     rejections: list[str]
     history: tuple[dict[str, str], ...] = ()  # every review: user, decision, note, at
+    repeat: bool = False  # review() only: the verdict repeated the person's own latest one
 
 
 def get_search(session: Session, principal: Principal, search_id: int) -> Search:
@@ -56,22 +61,23 @@ def stored_candidates(session: Session, search: Search) -> list[dict[str, Any]]:
     return list(payload.get("candidates", []))
 
 
-def states(session: Session, search_id: int) -> dict[int, CandidateState]:
-    out: dict[int, tuple[list[str], list[str]]] = {}
-    history: dict[int, list[dict[str, str]]] = {}
-    for r in session.execute(select(Review).where(Review.search_id == search_id)
-                             .order_by(Review.id)).scalars():
-        history.setdefault(r.face_id, []).append({
+def fold_reviews(rows: Iterable[Review]) -> dict[tuple[int, int], CandidateState]:
+    """(search_id, face_id) -> state, from review rows in the order they were made."""
+    out: dict[tuple[int, int], tuple[list[str], list[str]]] = {}
+    history: dict[tuple[int, int], list[dict[str, str]]] = {}
+    for r in rows:
+        key = (r.search_id, r.face_id)
+        history.setdefault(key, []).append({
             "user": r.user.name, "decision": r.decision, "note": r.note,
             "at": r.created_at.isoformat()})
-        conf, rej = out.setdefault(r.face_id, ([], []))
+        conf, rej = out.setdefault(key, ([], []))
         # A person's latest verdict counts; earlier ones stay in the ledger.
         for lst in (conf, rej):
             if r.user.name in lst:
                 lst.remove(r.user.name)
         (conf if r.decision == "confirmed" else rej).append(r.user.name)
     result = {}
-    for face_id, (conf, rej) in out.items():
+    for key, (conf, rej) in out.items():
         if rej and conf:
             status = "disputed"
         elif rej:
@@ -82,21 +88,33 @@ def states(session: Session, search_id: int) -> dict[int, CandidateState]:
             status = "confirmed_once"
         else:
             status = "unreviewed"
-        result[face_id] = CandidateState(status, conf, rej, tuple(history[face_id]))
+        result[key] = CandidateState(status, conf, rej, tuple(history[key]))
     return result
 
 
-def search_detail(session: Session, principal: Principal, search_id: int) -> dict[str, Any]:
+def states(session: Session, search_id: int) -> dict[int, CandidateState]:
+    rows = session.execute(select(Review).where(Review.search_id == search_id)
+                           .order_by(Review.id)).scalars()
+    return {face_id: st for (_, face_id), st in fold_reviews(rows).items()}
+
+
+def search_detail(session: Session, principal: Principal, search_id: int,
+                  settings: Settings | None = None) -> dict[str, Any]:
+    """A search as stored, each candidate with its band (from the calibration in force when
+    the search ran, and ``settings``' band rates) and its probe-image/duplicate marks."""
     s = get_search(session, principal, search_id)
     cands = stored_candidates(session, s)
     faces = faces_with_provenance(session, [c["face_id"] for c in cands])
     st = states(session, s.id)
+    bands = bands_at(session, s.model_id, s.finished_at or s.started_at, settings or Settings())
     rows = []
     for c in cands:
         f = faces.get(c["face_id"])
         state = st.get(c["face_id"], CandidateState("unreviewed", [], []))
         item: dict[str, Any] = {"rank": c["rank"], "face_id": c["face_id"],
                                 "similarity": c["score"], "erased": f is None,
+                                "band": bands.band(c["score"]) if bands else None,
+                                "probe_image": False, "duplicate_of": None,
                                 "review": {"status": state.status,
                                            "confirmed_by": state.confirmations,
                                            "rejected_by": state.rejections,
@@ -104,7 +122,8 @@ def search_detail(session: Session, principal: Principal, search_id: int) -> dic
         if f is not None:
             src = f.image.sources
             item.update({
-                "image_id": f.image_id, "collection": f.image.collection.name,
+                "image_id": f.image_id, "image_sha256": f.image.sha256,
+                "collection": f.image.collection.name,
                 "box": f.box, "image_size": [f.image.width, f.image.height],
                 "source_url": src[0].source_url if src else None,
                 "page_url": src[0].page_url if src else None,
@@ -112,14 +131,21 @@ def search_detail(session: Session, principal: Principal, search_id: int) -> dic
                 "captured_at": src[0].captured_at.isoformat() if src and src[0].captured_at
                 else None,
                 "sources": [{"source_url": x.source_url, "page_url": x.page_url,
-                             "original_path": x.original_path} for x in src],
+                             "title": x.title, "original_path": x.original_path} for x in src],
             })
         rows.append(item)
+    kept = [r for r in rows if not r["erased"]]
+    for r, (is_probe, dup) in zip(kept, duplicate_marks(
+            s.probe_sha256, [(r["rank"], r["image_id"], r["image_sha256"]) for r in kept]),
+            strict=True):
+        r["probe_image"], r["duplicate_of"] = is_probe, dup
     return {"search_id": s.id, "user": s.user.name, "case": s.case_ref, "purpose": s.purpose,
             "offence": s.offence, "legal_basis": s.legal_basis, "mode": s.mode,
             "threshold": s.threshold, "model_id": s.model_id, "top_k": s.top_k,
             "started_at": s.started_at.isoformat(), "ledger_seq": s.ledger_seq,
-            "probe_box": s.probe_box, "face_index": s.face_index, "candidates": rows}
+            "probe_box": s.probe_box, "face": number_of(s.face_index),
+            "probe_sha256": s.probe_sha256, "bands": bands.as_dict() if bands else None,
+            "candidates": rows}
 
 
 def note_view(db: Database, principal: Principal, detail: dict[str, Any]) -> None:
@@ -146,6 +172,15 @@ def review(session: Session, principal: Principal, search_id: int, face_id: int,
         raise NotFoundError(f"no search {search_id}")
     if face_id not in {c["face_id"] for c in stored_candidates(session, s)}:
         raise NotFoundError(f"face {face_id} is not a candidate of search {search_id}")
+    # One verdict per person: repeating one's own latest verdict records nothing (no second
+    # confirmation, no second ledger entry). The write transaction (BEGIN IMMEDIATE) makes
+    # this check and the insert below atomic.
+    latest = session.execute(select(Review.decision).where(
+        Review.search_id == search_id, Review.face_id == face_id,
+        Review.user_id == principal.user_id).order_by(Review.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    if latest == decision:
+        return replace(states(session, search_id)[face_id], repeat=True)
     entry = ledger.append(session, "review", {
         "search": search_id, "face_id": face_id, "decision": decision, "note": note,
         "user": principal.name, "role": principal.role}, actor=principal.name, case_ref=s.case_ref)

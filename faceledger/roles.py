@@ -38,15 +38,67 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 }
 
 
+# What each permission lets a person do, in plain words ("Only admins can <this>."). Error pages,
+# API problems and CLI messages explain a refusal with these, never with the permission's name.
+ACTIONS: dict[str, str] = {
+    "search": "run face searches",
+    "faces.read": "see faces and photos",
+    "searches.read": "see searches and their results",
+    "reviews.write": "review search candidates",
+    "jobs.read": "follow ingest jobs",
+    "searches.approve": "approve or refuse searches held for approval",
+    "outcomes.write": "record what a search led to",
+    "subjects.manage": "handle subject rights requests (opt-out, erasure, access)",
+    "retention.run": "purge data past its retention period",
+    "reports.read": "read oversight reports",
+    "collections.read": "list collections",
+    "collections.manage": "add or change collections",
+    "ingest": "ingest photos",
+    "index.manage": "rebuild the search indexes",
+    "ledger.read": "read the ledger",
+    "ledger.verify": "verify the ledger",
+    "users.read": "list users",
+    "users.manage": "manage users, passwords and API tokens",
+    "calibration.manage": "change the score calibration",
+}
+ROLE_PLURALS: dict[Role, str] = {Role.investigator: "investigators", Role.supervisor: "supervisors",
+                                 Role.auditor: "auditors", Role.admin: "admins"}
+ROLE_ARTICLES: dict[Role, str] = {Role.investigator: "an investigator",
+                                  Role.supervisor: "a supervisor", Role.auditor: "an auditor",
+                                  Role.admin: "an admin"}
+
+
 def allowed(role: str, permission: str) -> bool:
     return permission in PERMISSIONS and Role(role) in PERMISSIONS[permission]
 
 
+def who_may(permission: str) -> str:
+    """The roles holding ``permission`` in words, e.g. 'auditors and admins' ('' for nobody)."""
+    names = [ROLE_PLURALS[r] for r in Role if r in PERMISSIONS.get(permission, frozenset())]
+    if len(names) > 1:
+        return ", ".join(names[:-1]) + " and " + names[-1]
+    return names[0] if names else ""
+
+
+def explain(permission: str, role: str | None = None, user: str = "") -> str:
+    """Why a caller may not do something, in plain words (the one place that says it).
+
+    ``explain("ledger.read", "investigator", "ivy")`` -> "Only auditors and admins can read the
+    ledger. You are signed in as ivy (investigator)."
+    """
+    action = ACTIONS.get(permission, f"do that ({permission})")
+    holders = who_may(permission)
+    text = f"Only {holders} can {action}." if holders else f"Nobody can {action}."
+    if user and role:
+        text += f" You are signed in as {user} ({role})."
+    elif role in ROLE_ARTICLES:
+        text += f" You are signed in as {ROLE_ARTICLES[Role(role)]}."
+    return text
+
+
 def require(role: str, permission: str, user: str = "") -> None:
     if not allowed(role, permission):
-        who = f"user {user!r} " if user else ""
-        roles = ", ".join(sorted(PERMISSIONS.get(permission, frozenset())))
         raise PermissionDeniedError(
-            f"{who}with role {role!r} may not {permission} (needs one of: {roles or 'nobody'})",
-            permission=permission,
+            explain(permission, role, user), permission=permission, role=role,
+            allowed_roles=[r.value for r in Role if r in PERMISSIONS.get(permission, frozenset())],
         )

@@ -13,15 +13,20 @@ from typing import Any
 
 from faceledger import ledger
 from faceledger.accounts import Principal
+from faceledger.bands import Bands, duplicate_marks, make_bands
+from faceledger.calibration import active_calibration
 from faceledger.core import Faceledger
 from faceledger.db.schema import Search
-from faceledger.detect import Detection
 from faceledger.embed import Embedding
-from faceledger.errors import FaceChoiceRequired, FaceledgerError, NoFaceError, ValidationError
+from faceledger.errors import FaceledgerError, NoFaceError, NotFoundError, ValidationError
 from faceledger.match import Candidate, candidates, match, resolve_collections
 from faceledger.policy import check_search
+from faceledger.probefaces import ProbeFace, choose_face, index_of, number_of, probe_faces
 
-SCHEMA_VERSION = 1
+# 2: faces are numbered from 1 ("face", probe_faces[].face; was 0-based "face_index"/"index");
+#    candidates carry "band", "probe_image", "duplicate_of", "image_sha256"; "bands" added.
+SCHEMA_VERSION = 2
+__all__ = ["ProbeFace", "SearchRequest", "SearchResult", "execute", "probe_faces", "run_search"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class SearchRequest:
     legal_basis: str | None
     mode: str = "investigate"
     top_k: int = 20
-    face_index: int | None = None
+    face: int | None = None  # face number, 1, 2, … left to right (None: the only face)
     collections: list[str] | None = None
     authorisation_ref: str | None = None
     urgent: bool = False
@@ -45,16 +50,8 @@ class SearchRequest:
     def audit(self) -> dict[str, Any]:
         return {"case": self.case_ref, "purpose": self.purpose, "offence": self.offence,
                 "legal_basis": self.legal_basis, "mode": self.mode, "top_k": self.top_k,
-                "face_index": self.face_index, "collections": self.collections,
+                "face_index": index_of(self.face), "collections": self.collections,
                 "authorisation_ref": self.authorisation_ref, "urgent": self.urgent}
-
-
-@dataclass(frozen=True)
-class ProbeFace:
-    index: int
-    box: list[int]
-    detector_score: float
-    face_px: int
 
 
 @dataclass
@@ -72,12 +69,13 @@ class SearchResult:
     top_k: int
     probe_sha256: str
     probe_faces: list[ProbeFace]
-    face_index: int
+    face: int  # the searched face's number (1, 2, … left to right)
     collections: list[dict[str, Any]]
     candidates: list[Candidate]
     started_at: str
     finished_at: str | None
     approval_rules: list[str] = field(default_factory=list)
+    bands: dict[str, Any] | None = None  # thresholds and FMRs of the candidates' bands
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,11 +90,6 @@ def refuse(app: Faceledger, principal: Principal, req: SearchRequest, probe_sha:
                        "rule": exc.details.get("rule")},
                       actor=principal.name, case_ref=req.case_ref or None)
     return exc
-
-
-def probe_faces(detections: list[Detection]) -> list[ProbeFace]:
-    return [ProbeFace(i, d.box.as_list(), round(d.score, 4), min(d.box.width, d.box.height))
-            for i, d in enumerate(detections)]
 
 
 def _validate(req: SearchRequest) -> None:
@@ -129,15 +122,8 @@ def run_search(app: Faceledger, principal: Principal, probe: bytes, req: SearchR
             raise NoFaceError("no face found in the probe photo")
     except FaceledgerError as exc:  # every refused attempt is ledgered, with its reason/rule
         raise refuse(app, principal, req, probe_sha, exc) from None
+    detections, idx = choose_face(detections, req.face)
     faces = probe_faces(detections)
-    if req.face_index is None and len(detections) > 1:
-        raise FaceChoiceRequired(
-            f"the probe holds {len(faces)} faces; choose one (face number 0-{len(faces) - 1}, "
-            "numbered left to right)",
-            faces=[asdict(f) for f in faces])
-    idx = req.face_index or 0
-    if not 0 <= idx < len(detections):
-        raise ValidationError(f"face {idx} is out of range: the probe has {len(faces)} face(s)")
     # Only the chosen face is aligned and embedded.
     chosen = pipe.embed_detections(image, [detections[idx]], thumbnails=False).faces[0]
     probe_path = app.files.probe_relpath(probe_sha or "", image.format)
@@ -170,7 +156,8 @@ def run_search(app: Faceledger, principal: Principal, probe: bytes, req: SearchR
             row.ledger_seq = entry.seq
         return SearchResult(SCHEMA_VERSION, row.id, entry.seq, "pending", principal.name,
                             row.case_ref, req.mode, app.model_id, None, None, req.top_k,
-                            probe_sha or "", faces, idx, [], [], started.isoformat(), None, rules)
+                            probe_sha or "", faces, number_of(idx), [], [], started.isoformat(),
+                            None, rules)
     return execute(app, row, principal.name, principal.role, chosen.embedding, faces, cols=cols)
 
 
@@ -183,6 +170,8 @@ def execute(app: Faceledger, row: Search, user: str, role: str, query: Embedding
         cols = resolve_collections(app, query.model_id, row.collections)
     found = match(app, query, cols, row.mode, row.top_k)
     cands = candidates(app, found.hits)
+    bands = current_bands(app, query.model_id)
+    mark(cands, row.probe_sha256, bands)
     finished = datetime.now(UTC)
     threshold = found.calibration.threshold if found.calibration else None
     with app.db.write() as s:
@@ -212,5 +201,25 @@ def execute(app: Faceledger, row: Search, user: str, role: str, query: Embedding
     return SearchResult(
         SCHEMA_VERSION, search_id, entry.seq, "done", user, row.case_ref, row.mode,
         query.model_id, threshold, found.calibration.as_dict() if found.calibration else None,
-        row.top_k, row.probe_sha256, faces, row.face_index, found.collections, cands,
-        row.started_at.isoformat(), finished.isoformat(), row.approval_rules or [])
+        row.top_k, row.probe_sha256, faces, number_of(row.face_index), found.collections, cands,
+        row.started_at.isoformat(), finished.isoformat(), row.approval_rules or [],
+        bands.as_dict() if bands else None)
+
+
+def current_bands(app: Faceledger, model_id: str) -> Bands | None:
+    """The bands of the model's active calibration (None: the model has no calibration)."""
+    with app.db.read() as s:
+        try:
+            cal = active_calibration(s, model_id)
+        except NotFoundError:
+            return None
+    st = app.settings
+    return make_bands(cal, st.band_possible_fmr, st.band_likely_fmr, st.score_floor)
+
+
+def mark(cands: list[Candidate], probe_sha256: str, bands: Bands | None) -> None:
+    """Each candidate's band, and whether it is the probe image or a duplicate of another."""
+    marks = duplicate_marks(probe_sha256, [(c.rank, c.image_id, c.image_sha256) for c in cands])
+    for c, (is_probe, dup) in zip(cands, marks, strict=True):
+        c.band = bands.band(c.similarity) if bands else None
+        c.probe_image, c.duplicate_of = is_probe, dup

@@ -43,6 +43,16 @@ class Settings(BaseSettings):
         default=None, description="Similarity at which a face counts as an opted-out person "
         "(default: the identify threshold minus optout_margin).")
     optout_margin: float = Field(default=0.02, ge=0, le=0.5)
+
+    # Result bands (faceledger/bands.py): thresholds come from the calibration's FMR table
+    band_possible_fmr: float = Field(
+        default=1e-4, gt=0, lt=1, description="Per-comparison FMR of the 'possible' band's "
+        "threshold (looked up, or interpolated, in the active calibration's table).")
+    band_likely_fmr: float | None = Field(
+        default=None, gt=0, lt=1, description="FMR of the 'likely same person' band (default: "
+        "the identify threshold's own FMR).")
+    score_floor: float = Field(default=0.8, ge=-1, lt=1, description="Where score bars start "
+                               "(the scale runs from here to 1.0).")
     policy_file: Path | None = Field(default=None, description="Policy TOML (default: "
                                      "<home>/policy.toml, else the packaged default).")
 

@@ -7,11 +7,11 @@ import csv
 import json
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from faceledger.decode import IMAGE_SUFFIXES
+from faceledger.decode import IMAGE_SUFFIXES, SNIFF_BYTES, sniff_format
 from faceledger.errors import ImageTooLargeError, ValidationError
 
 MANIFEST_FIELDS = ("path", "source_url", "page_url", "title", "captured_at")
@@ -50,6 +50,23 @@ class SourceItem:
         return data
 
 
+@dataclass
+class Manifest:
+    """Provenance by absolute file path, and where each row came from (for warnings)."""
+
+    provenance: dict[str, Provenance] = field(default_factory=dict)
+    rows: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (where, path)
+
+    def get(self, key: str) -> Provenance:
+        return self.provenance.get(key, Provenance())
+
+    def unmatched(self, keys: set[str]) -> list[dict[str, str]]:
+        """Rows naming no file among ``keys``: typos, missing files, files not uploaded."""
+        return [{"path": rel, "code": "manifest_unmatched",
+                 "reason": f"{where}: {rel} matches no file in this ingest"}
+                for key, (where, rel) in self.rows.items() if key not in keys]
+
+
 def _parse_time(value: str, where: str) -> datetime | None:
     value = value.strip()
     if not value:
@@ -61,7 +78,7 @@ def _parse_time(value: str, where: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def load_manifest(path: Path) -> dict[str, Provenance]:
+def load_manifest(path: Path) -> Manifest:
     """Map absolute file paths to provenance. Refuses the whole manifest on any bad row."""
     if not path.is_file():
         raise ValidationError(f"manifest {path} does not exist")
@@ -88,7 +105,7 @@ def load_manifest(path: Path) -> dict[str, Provenance]:
             rows.append((f"{path.name} line {n}", {k: v or "" for k, v in rec.items() if k}))
     else:
         raise ValidationError(f"manifest {path.name}: use a .csv or .jsonl file")
-    out: dict[str, Provenance] = {}
+    out = Manifest()
     for where, rec in rows:
         unknown = set(rec) - set(MANIFEST_FIELDS)
         if unknown:
@@ -98,13 +115,22 @@ def load_manifest(path: Path) -> dict[str, Provenance]:
         if not rel:
             raise ValidationError(f"{where}: 'path' is empty")
         key = str((base / rel).resolve())
-        out[key] = Provenance(
+        out.rows[key] = (where, rel)
+        out.provenance[key] = Provenance(
             source_url=rec.get("source_url") or None,
             page_url=rec.get("page_url") or None,
             title=rec.get("title") or None,
             captured_at=_parse_time(rec.get("captured_at", ""), where),
         )
     return out
+
+
+def _not_image(name: str, head: bytes) -> str | None:
+    """Why a file whose name is not a known image type is refused; None if its content is one."""
+    if sniff_format(head) is not None:
+        return None
+    suffix = Path(name).suffix or "no extension"
+    return f"not an image ({suffix}; the content is not JPEG, PNG, GIF, BMP, TIFF, WebP or Netpbm)"
 
 
 def _zip_items(zpath: Path) -> Iterator[SourceItem]:
@@ -127,7 +153,13 @@ def _zip_items(zpath: Path) -> Iterator[SourceItem]:
             if info.flag_bits & 0x1:
                 reason = "encrypted zip member"
             elif Path(leaf).suffix.lower() not in IMAGE_SUFFIXES:
-                reason = f"not an image file type ({Path(leaf).suffix or 'no extension'})"
+                try:
+                    with zf.open(info) as fh:
+                        head = fh.read(SNIFF_BYTES)
+                except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
+                    reason = f"unreadable zip member: {exc}"
+                else:
+                    reason = _not_image(leaf, head)
             yield SourceItem(display, key, zip_path=zpath, member=name, size=info.file_size,
                              reject_reason=reason)
 
@@ -138,7 +170,12 @@ def _file_item(path: Path) -> Iterator[SourceItem]:
         return
     reason = None
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        reason = f"not an image file type ({path.suffix or 'no extension'})"
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+        except OSError as exc:
+            head, reason = b"", f"cannot read file: {exc}"
+        reason = reason or _not_image(path.name, head)
     yield SourceItem(str(path), str(path), fs_path=path, size=path.stat().st_size,
                      reject_reason=reason)
 

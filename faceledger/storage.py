@@ -12,7 +12,7 @@ from pathlib import Path
 from faceledger.errors import NotFoundError
 
 _EXT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp",
-        "TIFF": ".tif", "WEBP": ".webp"}
+        "TIFF": ".tif", "WEBP": ".webp", "PPM": ".pnm"}
 
 
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:

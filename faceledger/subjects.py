@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,13 +14,13 @@ from faceledger.accounts import Principal
 from faceledger.core import Faceledger
 from faceledger.db.schema import Face, Image, LedgerEntry, Search
 from faceledger.embed import Embedding
-from faceledger.errors import FaceChoiceRequired, NoFaceError, ValidationError
+from faceledger.errors import NoFaceError, NotFoundError, ValidationError
 from faceledger.gallery import bump_faces_version
 from faceledger.match import resolve_collections
 from faceledger.optout import add_optout, optout_threshold
 from faceledger.outcomes import latest_outcome
+from faceledger.probefaces import choose_face, faces_json
 from faceledger.roles import require
-from faceledger.search import probe_faces
 
 
 @dataclass(frozen=True)
@@ -32,20 +32,27 @@ class FoundFace:
     thumbnail_path: str
 
 
-def subject_embedding(app: Faceledger, photo: bytes, face_index: int | None) -> Embedding:
-    """The embedding of the subject's face (only that face is aligned and embedded)."""
+def photo_faces(app: Faceledger, principal: Principal, photo: bytes) -> dict[str, Any]:
+    """The faces in a subject's photo, for the form's face picker: numbered 1, 2, … left to
+    right, with their boxes. Only detects: compares nothing, looks at no gallery face."""
+    require(principal.role, "subjects.manage", principal.name)
     pipe = app.pipeline()
     image = pipe.decode(photo)
     detections = pipe.detect(image)
     if not detections:
         raise NoFaceError("no face found in the subject's photo")
-    if face_index is None and len(detections) > 1:
-        raise FaceChoiceRequired(
-            f"the photo holds {len(detections)} faces; choose one (numbered left to right)",
-            faces=[asdict(f) for f in probe_faces(detections)])
-    idx = face_index or 0
-    if not 0 <= idx < len(detections):
-        raise ValidationError(f"face {idx} is out of range")
+    return {"width": image.width, "height": image.height, "faces": faces_json(detections)}
+
+
+def subject_embedding(app: Faceledger, photo: bytes, face: int | None) -> Embedding:
+    """The embedding of the subject's face number ``face`` (1, 2, … left to right; None: the
+    only face). Only that face is aligned and embedded."""
+    pipe = app.pipeline()
+    image = pipe.decode(photo)
+    detections = pipe.detect(image)
+    if not detections:
+        raise NoFaceError("no face found in the subject's photo")
+    detections, idx = choose_face(detections, face, "photo")
     return pipe.embed_detections(image, [detections[idx]], thumbnails=False).faces[0].embedding
 
 
@@ -68,20 +75,26 @@ def find_faces(app: Faceledger, query: Embedding, k: int = 500) -> list[FoundFac
 
 
 def optout(app: Faceledger, principal: Principal, photo: bytes, reference: str,
-           face_index: int | None = None) -> int:
+           face: int | None = None) -> int:
     require(principal.role, "subjects.manage", principal.name)
-    return add_optout(app, principal, subject_embedding(app, photo, face_index), reference)
+    return add_optout(app, principal, subject_embedding(app, photo, face), reference)
 
 
 def erase(app: Faceledger, principal: Principal, face_ids: list[int], reference: str
           ) -> dict[str, Any]:
     """Delete the images holding these faces: rows, files, thumbnails, vectors. Ledgered."""
     require(principal.role, "subjects.manage", principal.name)
+    if not face_ids:
+        raise ValidationError("no face was chosen: choose (tick) each face to erase; nothing "
+                              "was erased")
     files: list[str] = []
     removed: dict[tuple[str, int], list[int]] = {}
     with app.db.write() as s:
         images = s.execute(select(Image).join(Face, Face.image_id == Image.id)
                            .where(Face.id.in_(face_ids)).distinct()).scalars().all()
+        if not images:
+            raise NotFoundError("none of the chosen faces is in the gallery (already erased?); "
+                                "nothing was erased")
         shas = sorted(i.sha256 for i in images)
         n_faces = 0
         for img in images:
@@ -106,10 +119,10 @@ def erase(app: Faceledger, principal: Principal, face_ids: list[int], reference:
 
 
 def access(app: Faceledger, principal: Principal, photo: bytes,
-           face_index: int | None = None) -> list[dict[str, Any]]:
+           face: int | None = None) -> list[dict[str, Any]]:
     """Searches (within retention) whose probe was this person, or that returned them."""
     require(principal.role, "subjects.manage", principal.name)
-    query = subject_embedding(app, photo, face_index)
+    query = subject_embedding(app, photo, face)
     threshold = optout_threshold(app, query.model_id)
     mine = {f.face_id for f in find_faces(app, query)}
     out: list[dict[str, Any]] = []

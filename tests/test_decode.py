@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from faceledger.decode import decode_image
+from faceledger.decode import decode_image, is_image_file, sniff_format
 from faceledger.errors import ImageError, ImageTooLargeError
-from tests.photos import astronaut, encode
+from tests.netpbm import pbm, pgm, pgm16, plain_ppm, ppm
+from tests.photos import astronaut, encode, grace_hopper
 
 CAP = 40_000_000
 
@@ -87,3 +90,61 @@ def test_exif_orientation_applied() -> None:
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     img = decode_image(encode(src, exif=exif.tobytes()), max_pixels=CAP)
     assert (img.width, img.height) == (300, 512)
+
+
+# --- Netpbm, and formats decided by content (issue 10 part 13) ---
+
+
+@pytest.mark.parametrize("make,magic", [(ppm, b"P6"), (pgm, b"P5"), (pgm16, b"P5"),
+                                        (plain_ppm, b"P3"), (pbm, b"P4")])
+def test_netpbm_decodes(make: Callable[[Image.Image], bytes], magic: bytes) -> None:
+    src = grace_hopper().resize((120, 150))
+    data = make(src)
+    assert data[:2] == magic
+    img = decode_image(data, max_pixels=CAP)
+    assert img.format == "PPM" and img.pixels.shape == (150, 120, 3)
+    if make in (ppm, plain_ppm):
+        assert np.abs(img.pixels.astype(int) - np.asarray(src, dtype=int)).max() == 0
+    elif make in (pgm, pgm16):  # grey: the three channels equal the greyscale source
+        grey = np.asarray(src.convert("L"), dtype=int)
+        assert np.abs(img.pixels[..., 1].astype(int) - grey).max() <= 1
+
+
+def test_sniff_by_content_not_name() -> None:
+    g = grace_hopper().resize((64, 80))
+    assert sniff_format(encode(g)) == "JPEG"
+    assert sniff_format(encode(g, "PNG")) == "PNG"
+    assert sniff_format(encode(g, "GIF")) == "GIF"
+    assert sniff_format(encode(g, "BMP")) == "BMP"
+    assert sniff_format(encode(g, "TIFF")) == "TIFF"
+    assert sniff_format(encode(g, "WEBP")) == "WEBP"
+    for make in (ppm, pgm, plain_ppm, pbm):
+        assert sniff_format(make(g)) == "PPM"
+    for not_image in (b"", b"P5", b"P7\nWIDTH 1\n", b"Pf\n1 1\n-1.0\n", b"BM not a bitmap",
+                      b"hello world", b"PK\x03\x04zip"):
+        assert sniff_format(not_image) is None, not_image
+
+
+def test_is_image_file_by_content(tmp_path: Path) -> None:
+    root = tmp_path
+    (root / "scan").write_bytes(pgm(grace_hopper()))  # no extension, Netpbm content
+    (root / "photo.dat").write_bytes(encode(grace_hopper()))  # JPEG under a foreign name
+    (root / "notes.txt").write_text("not a photo")
+    (root / "face.pgm").write_bytes(b"x")  # an image name goes to the decoder, which refuses
+    assert [p.name for p in sorted(root.iterdir()) if is_image_file(p)] == [
+        "face.pgm", "photo.dat", "scan"]
+
+
+def test_netpbm_hostile_and_broken_refused() -> None:
+    data = ppm(grace_hopper())
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        decode_image(data[: len(data) // 2], max_pixels=CAP)
+    # a header announcing 64 M pixels in a 36-byte file: refused before any pixel is read
+    with pytest.raises(ImageTooLargeError, match="pixel cap"):
+        decode_image(b"P5\n8000 8000\n255\n" + b"\0" * 16, max_pixels=CAP)
+    with pytest.raises(ImageError):
+        decode_image(b"P5\nnot numbers\n", max_pixels=CAP)
+    with pytest.raises(ImageError, match="Netpbm variant"):  # PFM floats: Pillow reads, we don't
+        decode_image(b"Pf\n2 2\n-1.0\n" + b"\0" * 16, max_pixels=CAP)
+    with pytest.raises(ImageTooLargeError):
+        decode_image(data, max_pixels=CAP, max_bytes=len(data) - 1)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 from pathlib import Path
 
@@ -13,9 +14,13 @@ from faceledger import ledger
 from faceledger.db.schema import Face, ImageSource, Rejection
 from faceledger.db.schema import Image as ImageRow
 from faceledger.errors import NotFoundError, PermissionDeniedError, ValidationError
-from faceledger.ingest import Ingest
+from faceledger.gallery import job_face_tally, job_notes
+from faceledger.ingest import Ingest, IngestSummary
+from faceledger.jobs import JobRunner
+from faceledger.pipeline import FacePipeline
 from tests.conftest import World
-from tests.photos import astronaut, astronaut_face, collage, encode, grace_hopper
+from tests.netpbm import pgm, pgm16, plain_ppm, ppm
+from tests.photos import astronaut, astronaut_face, collage, encode, grace_hopper, noise_image
 
 
 def bad_inputs(folder: Path) -> dict[str, str]:
@@ -123,3 +128,125 @@ def test_ingest_is_ledgered_and_chain_verifies(world: World, tmp_path: Path) -> 
         kinds = [e.kind for e in ledger.read(s, kind="ingest")]
         assert kinds == ["ingest.started", "ingest.batch", "ingest.finished"]
         assert ledger.verify(s).ok
+
+
+# --- issue 10 part 7: faces per image, unmatched manifest rows, stages ---
+
+def mixed_folder(folder: Path) -> Path:
+    """One face, two faces, no face, and a manifest naming a file that is not there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "astro.jpg").write_bytes(encode(astronaut_face()))
+    (folder / "pair.jpg").write_bytes(encode(collage()))
+    (folder / "noise.png").write_bytes(noise_image(3))
+    manifest = folder / "manifest.csv"
+    manifest.write_text("path,source_url,page_url,title,captured_at\n"
+                        "astro.jpg,https://example.org/a.jpg,,Astronaut,\n"
+                        "gone/missing.jpg,https://example.org/m.jpg,,Missing,\n"
+                        "pair.jpg,https://example.org/p.jpg,,Pair,\n")
+    return manifest
+
+
+def test_faces_per_image_unmatched_rows_and_stages(world: World, tmp_path: Path) -> None:
+    manifest = mixed_folder(tmp_path / "in")
+    stages: list[tuple[str, int]] = []
+
+    def progress(s: IngestSummary) -> None:
+        if not stages or stages[-1][0] != s.stage:
+            stages.append((s.stage, s.processed))
+
+    summary = Ingest(world.app, world.admin).run([tmp_path / "in"], "gallery", manifest,
+                                                 progress)
+    assert (summary.added, summary.faces, summary.rejected) == (3, 3, 0)
+    assert (summary.images_no_face, summary.images_one_face,
+            summary.images_several_faces) == (1, 1, 1)
+    assert [Path(p).name for p in summary.no_face_images] == ["noise.png"]
+    assert summary.warnings == [{"path": "gone/missing.jpg", "code": "manifest_unmatched",
+                                 "reason": "manifest.csv line 3: gone/missing.jpg matches no "
+                                           "file in this ingest"}]
+    # the models load before the first photo is processed, and the user is told so
+    assert [name for name, _ in stages] == ["loading models", "processing", "indexing", "done"]
+    assert stages[0][1] == 0
+    d = summary.as_dict()
+    assert d["images_no_face"] == 1 and d["warnings"][0]["path"] == "gone/missing.jpg"
+    with world.app.db.read() as s:
+        started = next(e for e in ledger.read(s, kind="ingest.started"))
+        assert json.loads(started.payload or "{}")["manifest_unmatched"] == ["gone/missing.jpg"]
+        finished = next(e for e in ledger.read(s, kind="ingest.finished"))
+        assert json.loads(finished.payload or "{}")["images_no_face"] == 1
+        # the warning is kept with the job but is not a rejection
+        tally = job_face_tally(s, summary.job_id)
+        rejected, warned = job_notes(s, summary.job_id)
+    assert (tally["images_no_face"], tally["images_one_face"],
+            tally["images_several_faces"]) == (1, 1, 1)
+    assert [Path(p).name for p in tally["no_face_images"]] == ["noise.png"]
+    assert rejected == [] and [w.path for w in warned] == ["gone/missing.jpg"]
+
+
+def test_job_status_reports_stage_faces_and_warnings(world: World, tmp_path: Path) -> None:
+    """The service's job status, read while the models load and after the job ends."""
+    manifest = mixed_folder(tmp_path / "in")
+    runner = JobRunner(world.app)
+    loading, release = threading.Event(), threading.Event()
+    real_pipeline = world.app.pipeline
+
+    def slow_pipeline() -> FacePipeline:
+        loading.set()
+        release.wait(30)  # hold the "loading models" stage until the test has looked
+        return real_pipeline()
+
+    world.app.pipeline = slow_pipeline  # type: ignore[method-assign]
+    try:
+        job_id = runner.submit(world.admin, tmp_path / "in", "gallery", manifest)
+        assert loading.wait(30)
+        live = runner.status(job_id)
+        assert (live["status"], live["stage"], live["processed"]) == ("running",
+                                                                      "loading models", 0)
+        assert [w["path"] for w in live["warnings"]] == ["gone/missing.jpg"]
+        release.set()
+        runner.wait(job_id, timeout=120)
+    finally:
+        release.set()
+        runner.shutdown()
+    done = runner.status(job_id)
+    assert (done["status"], done["stage"]) == ("done", "done")
+    assert (done["images_no_face"], done["images_one_face"],
+            done["images_several_faces"]) == (1, 1, 1)
+    assert [Path(p).name for p in done["no_face_images"]] == ["noise.png"]
+    assert done["rejected"] == 0 and done["rejections"] == []
+    assert done["warnings"][0]["reason"].endswith("gone/missing.jpg matches no file in this ingest")
+    listed = runner.recent()[0]  # the listing skips the per-image tally of finished jobs
+    assert listed["id"] == job_id and listed["images_no_face"] is None
+    assert listed["warnings"] == done["warnings"]
+
+
+# --- issue 10 part 13: Netpbm and other images recognised by content ---
+
+def test_netpbm_and_unnamed_images_ingested_by_content(world: World, tmp_path: Path) -> None:
+    d = tmp_path / "scans"
+    d.mkdir()
+    (d / "grace.pgm").write_bytes(pgm(grace_hopper()))
+    (d / "astro.ppm").write_bytes(ppm(astronaut_face()))
+    (d / "pair.pnm").write_bytes(plain_ppm(collage()))
+    (d / "scan0001").write_bytes(pgm16(astronaut_face().rotate(5)))  # no extension
+    (d / "upload.dat").write_bytes(encode(grace_hopper().resize((300, 380))))  # JPEG content
+    (d / "text.pgm").write_text("P5 but not really\n")
+    (d / "notes.txt").write_text("a stray file")
+    z = tmp_path / "more.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("m/hopper.pgm", pgm(grace_hopper().resize((260, 320))))
+        zf.writestr("m/IMG_0007", encode(astronaut_face().resize((300, 265))))
+        zf.writestr("m/readme.md", "# not a photo")
+    summary = Ingest(world.app, world.admin).run([d, z], "gallery")
+    got = {Path(r["path"].split("!")[-1]).name: r["code"] for r in summary.rejections}
+    assert got == {"text.pgm": "bad_image", "notes.txt": "unsupported_type",
+                   "readme.md": "unsupported_type"}
+    assert summary.added == 7
+    assert (summary.images_no_face, summary.images_one_face,
+            summary.images_several_faces) == (0, 6, 1)
+    with world.app.db.read() as s:
+        formats = sorted(s.execute(select(ImageRow.format)).scalars())
+        stored = sorted(s.execute(select(ImageRow.stored_path)
+                                  .where(ImageRow.format == "PPM")).scalars())
+    assert formats.count("PPM") == 5 and formats.count("JPEG") == 2
+    assert all(p.endswith(".pnm") for p in stored)
+    assert world.app.files.read(stored[0])[:1] == b"P"  # the original bytes are kept

@@ -131,3 +131,65 @@ def test_failed_action_leaves_no_entry(world: World) -> None:
         pass
     assert _last_seq(world) == before
     assert _verify(world).ok
+
+
+# ---- reading: pages newest first, cursors both ways, filters, summaries ----
+
+def _notes(world: World, n: int, case: str = "PG-1") -> list[int]:
+    with world.app.db.write() as s:
+        return [ledger.append(s, "test.note", {"i": i}, actor="pager", case_ref=case).seq
+                for i in range(n)]
+
+
+def test_page_is_newest_first_with_cursors_both_ways(world: World) -> None:
+    seqs = _notes(world, 12)
+    _notes(world, 3, case="OTHER")  # filtered out below
+    with world.app.db.read() as s:
+        first = ledger.page(s, case_ref="PG-1", limit=5)
+        assert [e.seq for e in first.entries] == seqs[::-1][:5]
+        assert first.older == seqs[7] and first.newer is None
+        second = ledger.page(s, case_ref="PG-1", limit=5, before=first.older)
+        assert [e.seq for e in second.entries] == seqs[2:7][::-1]
+        last = ledger.page(s, case_ref="PG-1", limit=5, before=second.older)
+        assert [e.seq for e in last.entries] == seqs[1::-1] and last.older is None
+        assert last.newer == seqs[1]
+        back = ledger.page(s, case_ref="PG-1", limit=5, after=last.newer)  # the page just after
+        assert [e.seq for e in back.entries] == seqs[2:7][::-1]
+        oldest = ledger.page(s, case_ref="PG-1", limit=5, newest_first=False)
+        assert [e.seq for e in oldest.entries] == seqs[:5] and oldest.newer == seqs[4]
+        assert oldest.older is None
+        past = ledger.page(s, case_ref="PG-1", limit=5, before=seqs[0])
+        assert past.entries == [] and past.newer == seqs[0] - 1
+
+
+def test_page_filters_kind_prefix_actor_and_time(world: World) -> None:
+    seqs = _notes(world, 3)
+    with world.app.db.read() as s:
+        kinds = {e.kind for e in ledger.page(s, kind="test", limit=50).entries}
+        assert kinds == {"test.note"}
+        assert ledger.page(s, kind="test_", limit=50).entries == []  # '_' is not a wildcard
+        mine = ledger.page(s, user="pager", limit=50).entries
+        assert sorted(e.seq for e in mine) == seqs
+        ts = mine[0].ts
+        assert [e.seq for e in ledger.page(s, user="pager", since=ts).entries] == [mine[0].seq]
+        assert ledger.page(s, user="pager", until=mine[-1].ts).entries == []
+
+
+def test_summaries_are_one_readable_line() -> None:
+    from faceledger.ledger_summary import MAX_CHARS, summary
+
+    line = summary("search", {"search_id": 7, "mode": "investigate", "purpose": "robbery case",
+                              "offence": "robbery", "top_k": 20, "legal_basis": "PACE s.1",
+                              "candidates": [{"rank": 1, "face_id": 3, "score": 0.9}] * 20})
+    assert line == ("investigate search 7, robbery case / robbery, top-20 → 20 candidates; "
+                    "basis: PACE s.1")
+    assert "\n" not in summary("policy.loaded", {"sha256": "ab" * 32, "source": "x",
+                                                 "text": "a\nb\n" * 500})
+    assert summary("outcome", {"search_id": 2, "result": "charge", "date": "2025-01-02",
+                               "note": "line one\nline two"}) \
+        == "search 2: charge on 2025-01-02 — “line one line two”"
+    long = summary("unknown.kind", {"k": "v" * 500})
+    assert len(long) == MAX_CHARS and long.endswith("…")
+    assert summary("search", {"candidates": 5}).startswith("candidates=5")  # odd shape
+    assert "[purged: candidates]" in summary("search", {"search_id": 1, "__redacted__":
+                                                        {"candidates": "ab"}})

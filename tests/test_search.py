@@ -88,13 +88,21 @@ def test_several_faces_need_a_choice(gallery: World) -> None:
     with pytest.raises(FaceChoiceRequired) as info:
         run_search(gallery.app, gallery.investigator, encode(collage()), req())
     faces = info.value.details["faces"]
-    assert len(faces) == 2
-    right = run_search(gallery.app, gallery.investigator, encode(collage()), req(face_index=1))
+    # Faces are numbered 1, 2, ... left to right, in the error and in every request.
+    assert [f["face"] for f in faces] == [1, 2] and faces[0]["box"][0] < faces[1]["box"][0]
+    assert "1-2" in info.value.message and "left to right" in info.value.message
+    right = run_search(gallery.app, gallery.investigator, encode(collage()), req(face=2))
     assert "grace" in (right.candidates[0].sources[0]["original_path"] or "")
-    left = run_search(gallery.app, gallery.investigator, encode(collage()), req(face_index=0))
+    assert right.face == 2 and [f.face for f in right.probe_faces] == [1, 2]
+    left = run_search(gallery.app, gallery.investigator, encode(collage()), req(face=1))
     assert left.candidates[0].source_url == "https://example.org/astro.jpg"
-    with pytest.raises(ValidationError, match="out of range"):
-        run_search(gallery.app, gallery.investigator, encode(collage()), req(face_index=2))
+    for bad in (0, 3):
+        with pytest.raises(ValidationError, match=r"out of range.*numbered 1-2"):
+            run_search(gallery.app, gallery.investigator, encode(collage()), req(face=bad))
+    # The ledger keeps its format: the entry's face_index stays the 0-based position.
+    with gallery.app.db.read() as s:
+        entries = [ledger.entry_dict(e)["payload"] for e in ledger.read(s, kind="search")]
+    assert [p["face_index"] for p in entries[-2:]] == [1, 0]
 
 
 def test_no_face_refused_and_ledgered(gallery: World) -> None:
@@ -121,6 +129,9 @@ def test_search_entry_holds_everything(gallery: World) -> None:
 
 
 def test_unknown_collection_refused(gallery: World) -> None:
-    with pytest.raises(ValidationError, match="unknown collection"):
+    with pytest.raises(ValidationError, match="unknown collection") as info:
         run_search(gallery.app, gallery.investigator, encode(astronaut_face()),
                    req(collections=["nope"]))
+    # The error lists the valid collections, as ingest's does.
+    assert "known collections: gallery" in info.value.message
+    assert info.value.details["known"] == ["gallery"]

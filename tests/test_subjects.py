@@ -9,12 +9,17 @@ from sqlalchemy import func, select, update
 
 from faceledger import ledger, subjects
 from faceledger.db.schema import BlockedSubject, Face, Image, ImageSource, User
-from faceledger.errors import PermissionDeniedError
+from faceledger.errors import (
+    NoFaceError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from faceledger.ingest import Ingest
 from faceledger.outcomes import record_outcome
 from faceledger.search import SearchRequest, run_search
 from tests.conftest import World
-from tests.photos import astronaut_face, encode, grace_hopper, variants
+from tests.photos import astronaut_face, collage, encode, grace_hopper, noise_image, variants
 
 REQ = SearchRequest("S-1", "criminal investigation", "robbery", "basis")
 
@@ -103,3 +108,30 @@ def test_subject_access_finds_the_searches(gallery: World) -> None:
     assert by_id[probe_search.search_id]["unit"] == "Unit 7"
     assert by_id[probe_search.search_id]["outcome"] == "lead_pursued"
     assert by_id[other.search_id]["matched_as"] == ["result"]
+
+
+def test_erasure_refuses_an_empty_or_stale_choice(gallery: World) -> None:
+    app = gallery.app
+
+    def erased_entries() -> int:
+        with app.db.read() as s:
+            return len(ledger.read(s, kind="subject.erased"))
+
+    with pytest.raises(ValidationError, match="no face was chosen"):
+        subjects.erase(app, gallery.admin, [], "ERASE-0")
+    with pytest.raises(NotFoundError, match="nothing was erased"):
+        subjects.erase(app, gallery.admin, [987654], "ERASE-0")
+    assert erased_entries() == 0  # a refused erasure writes nothing
+    with app.db.read() as s:
+        assert s.execute(select(func.count(Image.id))).scalar_one() == 3
+
+
+def test_photo_faces_numbers_the_faces_for_the_picker(gallery: World) -> None:
+    out = subjects.photo_faces(gallery.app, gallery.admin, encode(collage()))
+    assert [f["face"] for f in out["faces"]] == [1, 2]
+    lefts = [f["box"][0] for f in out["faces"]]
+    assert lefts == sorted(lefts) and lefts[1] > out["width"] / 2  # left to right
+    with pytest.raises(PermissionDeniedError):
+        subjects.photo_faces(gallery.app, gallery.investigator, encode(collage()))
+    with pytest.raises(NoFaceError):
+        subjects.photo_faces(gallery.app, gallery.admin, noise_image())

@@ -1,17 +1,28 @@
-"""init, users."""
+"""init, serve, admin-token, users (add, password, list, disable, token)."""
 
 from __future__ import annotations
 
 import getpass
-import secrets
 import sys
+import threading
+import time
 from typing import Any
 
 import typer
 
 from faceledger import accounts
 from faceledger.cli.common import emit_json, login, open_app
-from faceledger.passwords import hash_password
+from faceledger.errors import ConflictError, FaceledgerError, ValidationError
+from faceledger.passwords import (
+    INITIAL_FILE,
+    check_password,
+    forget_initial,
+    generate_password,
+    hash_password,
+    load_initial,
+    save_initial,
+    verify_password,
+)
 
 users = typer.Typer(help="Manage users and their API tokens (admins only).", no_args_is_help=True)
 
@@ -19,20 +30,63 @@ users = typer.Typer(help="Manage users and their API tokens (admins only).", no_
 def init(
     admin: str = typer.Option("admin", help="Name of the first admin."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    if_needed: bool = typer.Option(False, "--if-needed", help="Do nothing (exit 0) when the data "
+                                   "home is already initialised, e.g. by `make run`."),
 ) -> None:
     """Create the data home, the database and the first admin; print its token once."""
-    password = secrets.token_urlsafe(12)
+    password = generate_password()
     with open_app() as app:
-        user, token = app.initialise(admin, password)
+        home = app.settings.home.resolve()
+        try:
+            user, token = app.initialise(admin, password)
+        except ConflictError:
+            msg = (f"faceledger is already initialised in {home}. Whoever holds this data home "
+                   "gets an admin API token with `faceledger admin-token` and sets a web "
+                   "password with `faceledger users password NAME --local`.")
+            if not if_needed:
+                raise ConflictError(msg) from None
+            if as_json:
+                emit_json({"already_initialised": True, "home": str(home)})
+            else:
+                typer.echo(msg)
+            return
+        kept = save_initial(app.settings.home, user.name, password)
         if as_json:
             emit_json({"user": user.name, "role": user.role, "token": token,
                        "password": password})
             return
-        typer.echo(f"Initialised faceledger in {app.settings.home.resolve()}")
-        typer.echo(f"Web sign-in: user {user.name}, password {password} (shown once)")
+        typer.echo(f"Initialised faceledger in {home}")
+        typer.echo(f"Web sign-in: user {user.name}, password {password} (also kept in {kept}, "
+                   "mode 0600, and shown by `faceledger serve` until you change it)")
         typer.echo(f"First admin: {user.name}. Its API token is shown once; keep it safe "
                    "(export FACELEDGER_TOKEN=...):")
         typer.echo(token)
+
+
+def admin_token(
+    admin: str | None = typer.Option(None, "--admin", help="Admin to issue it for "
+                                     "(default: the first active admin)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Issue a new admin API token locally, for whoever holds the data home (no token needed;
+    ledgered with your OS user name; the admin's other tokens keep working)."""
+    with open_app() as app:
+        app.db.require_initialised()
+        with app.db.write() as s:
+            user, token = accounts.issue_local_token(s, admin, actor=local_actor())
+            name = user.name
+    if as_json:
+        emit_json({"user": name, "token": token})
+        return
+    typer.echo(f"New API token for admin {name} (shown once; export FACELEDGER_TOKEN=...):")
+    typer.echo(token)
+
+
+def local_actor() -> str:
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "local"
 
 
 @users.command("add")
@@ -66,9 +120,41 @@ def _read_password() -> str:
             raise typer.BadParameter("passwords differ")
     else:
         pw = sys.stdin.readline().rstrip("\n")
-    if len(pw) < 10:
-        raise typer.BadParameter("password must be at least 10 characters")
-    return pw
+    try:
+        return check_password(pw)
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.message) from None
+
+
+@users.command("password")
+def users_password(
+    name: str,
+    generate: bool = typer.Option(False, "--generate", help="Generate one and print it once."),
+    local: bool = typer.Option(False, "--local", help="Recovery for whoever holds the data "
+                               "home: no FACELEDGER_TOKEN needed (ledgered with your OS user)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Set or reset a user's web sign-in password (asked twice on the terminal, read from
+    stdin, or --generate). Ledgered, never the password; a reset ends the user's web sessions."""
+    with open_app() as app:
+        if local:
+            app.db.require_initialised()
+            actor = local_actor()
+        else:
+            actor = login(app, "users.manage").name
+        password = generate_password() if generate else _read_password()
+        with app.db.write() as s:
+            accounts.set_password(s, name, hash_password(password), actor=actor,
+                                  how="local" if local else "cli", generated=generate)
+        forget_initial(app.settings.home, name)
+    if as_json:
+        emit_json({"user": name, "password": password if generate else None})
+        return
+    if generate:
+        typer.echo(f"Web password for {name} set. It is shown once:")
+        typer.echo(password)
+    else:
+        typer.echo(f"Web password for {name} set.")
 
 
 @users.command("list")
@@ -127,14 +213,63 @@ def serve(
     with open_app() as app:
         app.db.require_initialised()
     url = f"http://{settings.host}:{settings.port}/"
-    typer.echo(f"faceledger on {url}  (API docs {url}docs). Sign in with the admin name and "
-               "password `faceledger init` printed; API clients send 'Authorization: Bearer "
-               "<token>'.")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="info", proxy_headers=False)
+    typer.echo(f"Starting faceledger on {url} (loading the face models)...")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host,
+                                           port=settings.port, log_level="info",
+                                           proxy_headers=False))
+    threading.Thread(target=_banner_when_started, args=(server, url), daemon=True).start()
+    server.run()
+
+
+def _banner_when_started(server: Any, url: str) -> None:
+    """Print the sign-in banner as the last lines, after uvicorn's start-up output."""
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.1)
+    time.sleep(0.2)  # let uvicorn's own "running on" line go first
+    typer.echo("\n".join(banner_lines(url, sys.stdout.isatty())), nl=True)
+    sys.stdout.flush()
+
+
+def banner_lines(url: str, show_password: bool) -> list[str]:
+    """Where to sign in, and the first admin's password while it is still the initial one
+    (on a terminal only; a log gets the file's path instead)."""
+    from faceledger.settings import get_settings
+
+    home = get_settings().home
+    lines = [f"faceledger is ready: {url}  (API docs: {url}docs)"]
+    found = load_initial(home)
+    if found is not None and not _still_valid(*found):
+        forget_initial(home)
+        found = None
+    if found is None:
+        lines.append("Sign in with your web password. Lost it? Whoever holds the data home: "
+                     "`faceledger users password NAME --local`.")
+    else:
+        user, password = found
+        shown = password if show_password else f"in {(home / INITIAL_FILE).resolve()}"
+        lines.append(f"First sign-in: user {user}, password {shown}")
+        lines.append("(shown until you change it: Admin page or `faceledger users password "
+                     f"{user}`)")
+    lines.append("API token for the CLI: `export FACELEDGER_TOKEN=$(faceledger admin-token | "
+                 "tail -1)`")
+    rule = "-" * min(100, max(len(line) for line in lines))
+    return [rule, *lines, rule]
+
+
+def _still_valid(user: str, password: str) -> bool:
+    with open_app() as app, app.db.read() as s:
+        try:
+            u = accounts.get_user(s, user)
+        except FaceledgerError:
+            return False
+        return (not u.disabled and u.password_hash is not None
+                and verify_password(u.password_hash, password))
 
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("serve")(serve)
+    app.command("admin-token")(admin_token)
     app.add_typer(users, name="users")

@@ -47,8 +47,9 @@ def fail(exc: FaceledgerError, as_json: bool = False) -> None:
         typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
         faces = exc.details.get("faces")
         if faces:
-            typer.echo("Choose one with --face N:", err=True)
+            typer.echo("Choose one with --face N (faces are numbered 1, 2, … left to right):",
+                       err=True)
             for f in faces:
-                typer.echo(f"  face {f['index']}: box {f['box']} score {f['detector_score']} "
+                typer.echo(f"  face {f['face']}: box {f['box']} score {f['detector_score']} "
                            f"size {f['face_px']}px", err=True)
     sys.exit(EXIT_CODES.get(exc.status, 1))

@@ -380,7 +380,9 @@ def calibrate(
         usable = es.subset(es.usable(False))
         with _bar("score all pairs") as update:
             res = cal.calibrate(usable, target_fmr=target_fmr, target_fpir=target_fpir,
-                                gallery_size=gallery_size, clamp=clamp, progress=update)
+                                gallery_size=gallery_size, clamp=clamp, progress=update,
+                                band_fmrs=tuple(f for f in (settings.band_possible_fmr,
+                                                            settings.band_likely_fmr) if f))
         d = res.details
         name = f"LFW ({root.name})" if lfw else root.name
         label = (f"{name}: {d['images']:,} images, {d['identities']:,} identities, "

@@ -59,28 +59,53 @@ def ingest(
         principal = login(app, "ingest")
         service = Ingest(app, principal)
         console = Console(stderr=True)
-        with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
+        shown = {"stage": ""}
+        with Progress(TextColumn("[bold]ingest: {task.fields[stage]}"), BarColumn(),
+                      MofNCompleteColumn(),
                       TextColumn("{task.fields[faces]} faces, {task.fields[rej]} rejected"),
                       TimeRemainingColumn(), console=console, transient=True,
                       disable=as_json) as bar:
-            task = bar.add_task("ingest", total=None, faces=0, rej=0)
+            task = bar.add_task("ingest", total=None, faces=0, rej=0, stage="listing files")
 
             def progress(s: IngestSummary) -> None:
-                bar.update(task, total=s.total, completed=s.processed, faces=s.faces,
-                           rej=len(s.rejections))
+                loading = s.stage == "loading models"  # no known end: a pulsing bar
+                bar.update(task, total=None if loading else s.total, completed=s.processed,
+                           faces=s.faces, rej=len(s.rejections), stage=s.stage)
+                if s.stage != shown["stage"] and not console.is_terminal and not as_json:
+                    shown["stage"] = s.stage  # no live bar (a log, a pipe): say each stage
+                    console.print(f"ingest: {s.stage} ({s.processed}/{s.total} files)",
+                                  highlight=False)
 
             summary = service.run(paths, collection, manifest, progress, workers)
     if as_json:
         emit_json(summary.as_dict())
         return
+    for line in summary_lines(summary):
+        typer.echo(line)
+
+
+NAMED = 100  # images with no face named in the text summary
+
+
+def summary_lines(summary: IngestSummary) -> list[str]:
+    """The ingest summary as people read it: counts, faces per image, then what needs a look."""
     d = summary.as_dict()
-    typer.echo(f"Ingest job {summary.job_id} into {summary.collection}: {summary.total} files, "
-               f"{summary.added} images added, {summary.faces} faces, "
-               f"{summary.duplicates} duplicates ({summary.new_sources} new sources), "
-               f"{summary.rejected} rejected; {summary.seconds:.1f} s "
-               f"({d['images_per_s']} images/s, {d['faces_per_s']} faces/s)")
-    for r in summary.rejections:
-        typer.echo(f"  rejected {r['path']}: {r['reason']}")
+    lines = [f"Ingest job {summary.job_id} into {summary.collection}: {summary.total} files, "
+             f"{summary.added} images added, {summary.faces} faces, "
+             f"{summary.duplicates} duplicates ({summary.new_sources} new sources), "
+             f"{summary.rejected} rejected; {summary.seconds:.1f} s "
+             f"({d['images_per_s']} images/s, {d['faces_per_s']} faces/s)",
+             f"Faces per added image: {summary.images_no_face} with no face, "
+             f"{summary.images_one_face} with one, {summary.images_several_faces} with several"
+             + (f"; {summary.blocked_faces} opted-out faces not stored"
+                if summary.blocked_faces else "")]
+    lines += [f"  no face found in {p}" for p in summary.no_face_images[:NAMED]]
+    if len(summary.no_face_images) > NAMED:
+        lines.append(f"  ... and {len(summary.no_face_images) - NAMED} more images with no face "
+                     "(--json lists them all)")
+    lines += [f"  rejected {r['path']}: {r['reason']}" for r in summary.rejections]
+    lines += [f"  warning: {w['reason']}" for w in summary.warnings]
+    return lines
 
 
 @index.command("rebuild")

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from faceledger.cli import admin, evaluate, gallery, report, rights, searching
+from faceledger.cli import admin, evaluate, gallery, ledger, report, rights, searching
 from faceledger.cli.common import fail
 from faceledger.errors import FaceledgerError
 
@@ -20,6 +20,7 @@ app = typer.Typer(
 admin.register(app)
 gallery.register(app)
 searching.register(app)
+ledger.register(app)
 rights.register(app)
 report.register(app)
 evaluate.register(app)

@@ -2,55 +2,61 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import typer
 
 from faceledger.cli.common import login, open_app
+from faceledger.errors import ValidationError
+from faceledger.oversight.period import DEFAULT_DAYS, Period, resolve
 from faceledger.oversight.render import FORMATS, render
 from faceledger.oversight.report import build_report
 
 
-def _day(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)",
-                                 param_hint=option) from None
-
-
-def period(date_from: str, date_to: str, timezone: str) -> tuple[datetime, datetime]:
+def period(date_from: str | None, date_to: str | None, timezone: str
+           ) -> tuple[datetime, datetime]:
     """[first day 00:00, day after the last 00:00) in the policy's timezone, as UTC."""
-    first, last = _day(date_from, "--from"), _day(date_to, "--to")
-    if last < first:
-        raise typer.BadParameter("--to is before --from", param_hint="--to")
-    tz = ZoneInfo(timezone)
-    start = datetime.combine(first, time(), tzinfo=tz)
-    end = datetime.combine(last + timedelta(days=1), time(), tzinfo=tz)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    p = _resolve(date_from, date_to, timezone)
+    return p.start, p.end
+
+
+def _resolve(date_from: str | None, date_to: str | None, timezone: str) -> Period:
+    try:
+        return resolve(date_from, date_to, timezone)
+    except ValidationError as exc:
+        hint = "--from" if exc.details.get("field") == "from" else "--to"
+        raise typer.BadParameter(exc.message.removeprefix("bad period: ").replace(
+            "'to'", "--to").replace("'from'", "--from"), param_hint=hint) from None
 
 
 def report(
-    date_from: str = typer.Option(..., "--from", help="First day, YYYY-MM-DD (inclusive)."),
-    date_to: str = typer.Option(..., "--to", help="Last day, YYYY-MM-DD (inclusive)."),
+    date_from: str | None = typer.Option(
+        None, "--from", help=f"First day, YYYY-MM-DD (inclusive). Default: {DEFAULT_DAYS} days "
+        "before --to, so that with neither option the report covers the last "
+        f"{DEFAULT_DAYS} days."),
+    date_to: str | None = typer.Option(None, "--to", help="Last day, YYYY-MM-DD (inclusive). "
+                                       "Default: today."),
     user: str | None = typer.Option(None, "--user", help="Only this user's searches."),
     fmt: str = typer.Option("json", "--format", help="json | csv | html"),
     out: Path | None = typer.Option(None, "--out", help="Write to FILE instead of stdout."),
 ) -> None:
     """Oversight report: since when and by whom face search was used, for what, with what
     outcome, refused attempts, and misuse flags (auditors and admins). Days are in the
-    policy's oversight timezone."""
+    policy's oversight timezone; without --from/--to it covers the last 90 days, up to and
+    including today, and says so in its header."""
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
     with open_app() as app:
         login(app, "ledger.read")
         policy = app.policy()
-        start, end = period(date_from, date_to, policy.oversight.timezone)
+        p = _resolve(date_from, date_to, policy.oversight.timezone)
         with app.db.read() as s:
-            rep = build_report(s, start=start, end=end, user=user, policy=policy)
+            rep = build_report(s, start=p.start, end=p.end, user=user, policy=policy,
+                               period_label=p.label)
     text = render(rep, fmt)
+    if p.label:
+        typer.echo(f"Period {p.first} to {p.last} ({p.label}).", err=True)
     if out is None:
         typer.echo(text, nl=not text.endswith("\n"))
         return

@@ -12,10 +12,12 @@ from faceledger import approval, outcomes, retention, subjects
 from faceledger.cli.common import emit_json, login, open_app
 from faceledger.errors import ValidationError
 from faceledger.policy import describe
+from faceledger.probefaces import FACE_HELP
 
 approvals = typer.Typer(help="Searches waiting for a supervisor.", no_args_is_help=True)
 subject = typer.Typer(help="Subject rights: opt-out, erasure, access.", no_args_is_help=True)
 policy_cmd = typer.Typer(help="The policy in force.", no_args_is_help=True)
+FaceOpt = typer.Option(None, "--face", min=1, help=FACE_HELP)
 
 
 def _read(photo: Path) -> bytes:
@@ -105,7 +107,7 @@ def retention_run(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @subject.command("optout")
 def subject_optout(photo: Path, reference: str = typer.Option("", "--reference"),
-                   face: int | None = typer.Option(None, "--face"),
+                   face: int | None = FaceOpt,
                    as_json: bool = typer.Option(False, "--json")) -> None:
     """Block this person's face from all results and future ingests."""
     with open_app() as app:
@@ -120,7 +122,7 @@ def subject_optout(photo: Path, reference: str = typer.Option("", "--reference")
 
 @subject.command("erase")
 def subject_erase(photo: Path, reference: str = typer.Option("", "--reference"),
-                  face: int | None = typer.Option(None, "--face"),
+                  face: int | None = FaceOpt,
                   yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
                   as_json: bool = typer.Option(False, "--json")) -> None:
     """Find this person's faces, confirm, then delete their images, faces, thumbnails, vectors."""
@@ -137,7 +139,10 @@ def subject_erase(photo: Path, reference: str = typer.Option("", "--reference"),
             if as_json:
                 emit_json({"found": 0, "images": 0, "faces": 0})
             return
-        if not yes and not typer.confirm("Erase the images holding these faces?"):
+        n = len(found)
+        if not yes and not typer.confirm(
+                f"Erase {n} face{'s' if n != 1 else ''} and {'their' if n != 1 else 'its'} "
+                f"image{'s' if n != 1 else ''}? This cannot be undone."):
             typer.echo("Nothing erased.")
             return
         done = subjects.erase(app, principal, [f.face_id for f in found], reference)
@@ -148,7 +153,7 @@ def subject_erase(photo: Path, reference: str = typer.Option("", "--reference"),
 
 
 @subject.command("access")
-def subject_access(photo: Path, face: int | None = typer.Option(None, "--face"),
+def subject_access(photo: Path, face: int | None = FaceOpt,
                    as_json: bool = typer.Option(False, "--json")) -> None:
     """Who searched for this face? Searches whose probe was, or whose results held, the person."""
     with open_app() as app:

@@ -1,17 +1,17 @@
-"""search, ledger, models."""
+"""search, models (the ledger commands are in cli/ledger.py)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from faceledger import ledger as ledger_mod
 from faceledger.cli.common import emit_json, login, open_app
-from faceledger.errors import LedgerIntegrityError, ValidationError
+from faceledger.errors import ValidationError
+from faceledger.probefaces import FACE_HELP
 from faceledger.search import SearchRequest, run_search
-
-ledger = typer.Typer(help="The hash-chained ledger (auditors and admins).", no_args_is_help=True)
 
 
 def search(
@@ -20,7 +20,7 @@ def search(
     purpose: str | None = typer.Option(None, "--purpose", help="Purpose (required)."),
     offence: str | None = typer.Option(None, "--offence", help="Offence type (required)."),
     legal_basis: str | None = typer.Option(None, "--legal-basis", help="Legal basis (required)."),
-    face: int | None = typer.Option(None, "--face", help="Which probe face, when several."),
+    face: int | None = typer.Option(None, "--face", min=1, help=FACE_HELP),
     top_k: int = typer.Option(20, "--top-k", help="Candidates to return."),
     collection: list[str] | None = typer.Option(None, "--collection",
                                                 help="Limit to collection(s); repeatable."),
@@ -56,66 +56,73 @@ def search(
            if result.calibration else "")
     typer.echo(f"Search {result.search_id} (ledger entry {result.ledger_seq}) by {result.user}, "
                f"case {result.case}, mode {result.mode}{cal}; "
-               f"{sum(c['faces'] for c in result.collections)} faces searched")
-    if not result.candidates:
-        typer.echo("No candidates.")
-    for c in result.candidates:
-        typer.echo(f"{c.rank:>3}. {c.similarity:.4f}  face {c.face_id}  [{c.collection}]  "
-                   f"{c.source_url or c.sources[0]['original_path'] if c.sources else ''}")
-        typer.echo(f"      image {c.image_path}  thumb {c.thumbnail_path}  box {c.box}"
-                   + (f"  page {c.page_url}" if c.page_url else ""))
+               f"{sum(c['faces'] for c in result.collections)} faces searched; "
+               f"probe face {result.face} of {len(result.probe_faces)}")
+    for line in describe_results(result.bands, [asdict(c) for c in result.candidates]):
+        typer.echo(line)
 
 
-@ledger.command("verify")
-def ledger_verify(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Check the whole chain; name the first bad entry."""
-    with open_app() as app:
-        login(app, "ledger.verify")
-        with app.db.read() as s:
-            report = ledger_mod.verify(s)
-    if as_json:
-        emit_json(report.as_dict())
-    elif report.ok:
-        typer.echo(f"OK: {report.entries} entries, head {report.head_seq} {report.head_hash}")
-    if not report.ok:
-        raise LedgerIntegrityError(
-            f"ledger verification FAILED at entry {report.first_bad_seq}: {report.reason}",
-            first_bad_seq=report.first_bad_seq)
+def describe_results(bands: dict[str, Any] | None, cands: list[dict[str, Any]]) -> list[str]:
+    """Candidates as text: score, band, a bar on the bands' scale, provenance, marks; a rule
+    where each band ends."""
+    out = []
+    if bands:
+        lk, ps = bands["likely"], bands["possible"]
+        floor = bands["scale"][0]
+        out.append(f"Bands (calibration {bands['calibration_id']}): likely same person >= "
+                   f"{lk['threshold']:.4f} (FMR {lk['fmr']:g}); possible >= "
+                   f"{ps['threshold']:.4f} (FMR {ps['fmr']:g}); unlikely below. "
+                   f"Bars run {floor:.2f} to 1.00; '|' marks the thresholds.")
+    else:
+        out.append("No calibration for this model: candidates are not banded.")
+    if not cands:
+        out.append("No candidates.")
+    shown = None
+    for c in cands:
+        band = c.get("band")
+        if bands and band != shown and shown is not None:
+            out.append(_rule(bands, shown))
+        shown = band
+        title = f' "{c["title"]}"' if c.get("title") else ""
+        when = f" {c['captured_at'][:10]}" if c.get("captured_at") else ""
+        where = c.get("source_url") or (c["sources"][0]["original_path"] if c.get("sources")
+                                        else "")
+        out.append(f"{c['rank']:>3}. {c['similarity']:.4f}  {band or '-':<8} "
+                   f"{_bar(c['similarity'], bands) if bands else ''}  face {c['face_id']}  "
+                   f"[{c['collection']}]{title}{when}  {where or ''}")
+        out.append(f"      image {c['image_path']}  thumb {c['thumbnail_path']}  box {c['box']}"
+                   + (f"  page {c['page_url']}" if c.get("page_url") else ""))
+        if c.get("probe_image"):
+            out.append("      = the probe image itself (same bytes)")
+        dup = c.get("duplicate_of")
+        if dup:
+            why = "same image" if dup["why"] == "same_image" else "same image bytes"
+            out.append(f"      = duplicate of #{dup['rank']} ({why})")
+    if bands and shown is not None and shown != "unlikely":
+        out.append(_rule(bands, shown))
+    return out
 
 
-@ledger.command("show")
-def ledger_show(
-    user: str | None = typer.Option(None, "--user"),
-    case: str | None = typer.Option(None, "--case"),
-    kind: str | None = typer.Option(None, "--kind", help="e.g. search, ingest, user"),
-    limit: int = typer.Option(200, "--limit"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Read ledger entries, oldest first."""
-    with open_app() as app:
-        login(app, "ledger.read")
-        with app.db.read() as s:
-            rows = [ledger_mod.entry_dict(e) for e in
-                    ledger_mod.read(s, user=user, case_ref=case, kind=kind, limit=limit)]
-    if as_json:
-        emit_json(rows)
-        return
-    for r in rows:
-        p = r["payload"] or {}
-        extra = ""
-        if r["kind"] == "search":
-            extra = (f" purpose={p.get('purpose')!r} offence={p.get('offence')!r} "
-                     f"mode={p.get('mode')} candidates={len(p.get('candidates', []))}")
-        elif r["kind"] == "search.refused":
-            extra = f" reason={p.get('reason')!r}"
-        typer.echo(f"{r['seq']:>6} {r['ts'][:19]} {r['kind']:<18} {r['actor'] or '-':<16} "
-                   f"{r['case'] or '':<14}{extra}")
+def _rule(bands: dict[str, Any], band: str) -> str:
+    edge = bands[band]
+    return (f"     ---- {'likely same person' if band == 'likely' else band} above this line: "
+            f">= {edge['threshold']:.4f}, FMR {edge['fmr']:g} ----")
+
+
+def _bar(score: float, bands: dict[str, Any], width: int = 20) -> str:
+    floor = float(bands["scale"][0])
+
+    def cell(v: float) -> int:
+        return max(0, min(width, round((v - floor) / (1.0 - floor) * width)))
+
+    chars = ["#" if i < cell(score) else "." for i in range(width)]
+    for edge in ("possible", "likely"):
+        chars[min(width - 1, cell(bands[edge]["threshold"]))] = "|"
+    return "[" + "".join(chars) + "]"
 
 
 def models() -> None:
     """List the face model backends and their capabilities."""
-    from dataclasses import asdict
-
     from faceledger.facemodels import available_models
 
     emit_json({k: asdict(v) for k, v in available_models().items()})
@@ -123,5 +130,4 @@ def models() -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("search")(search)
-    app.add_typer(ledger, name="ledger")
     app.command("models")(models)

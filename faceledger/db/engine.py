@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceledger.errors import NotInitialisedError
@@ -53,7 +54,10 @@ class Database:
         self._write = sessionmaker(writer, expire_on_commit=False)
 
     def is_initialised(self) -> bool:
-        return "ledger_head" in inspect(self.engine).get_table_names()
+        try:
+            return "ledger_head" in inspect(self.engine).get_table_names()
+        except OperationalError:  # e.g. the data home's folder does not exist yet
+            return False
 
     def require_initialised(self) -> None:
         if not self.is_initialised():

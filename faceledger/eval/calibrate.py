@@ -123,6 +123,14 @@ def fmr_table(scan: Scan, fmrs: tuple[float, ...] = FMR_TABLE) -> list[dict[str,
     return rows
 
 
+def _table(scan: Scan, rates: tuple[float, ...], fmr: float, threshold: float,
+           fnmr: float | None) -> list[dict[str, Any]]:
+    """The FMR table with the target rate's row at the (rounded-up) operating threshold."""
+    rows = [r for r in fmr_table(scan, rates) if not math.isclose(r["fmr"], fmr)]
+    rows.append({"fmr": fmr, "threshold": threshold, "fnmr": fnmr})
+    return sorted(rows, key=lambda r: -float(r["fmr"]))
+
+
 @dataclass
 class CalibrationResult:
     threshold: float
@@ -135,9 +143,13 @@ class CalibrationResult:
 
 def calibrate(es: EmbedSet, *, target_fmr: float | None = None, target_fpir: float | None = None,
               gallery_size: int | None = None, clamp: bool = False,
-              min_errors: int = MIN_ERRORS,
+              min_errors: int = MIN_ERRORS, band_fmrs: tuple[float, ...] = (),
               progress: Callable[[int, int], None] | None = None) -> CalibrationResult:
-    """Derive the threshold; ``es`` should hold only images with a detected face."""
+    """Derive the threshold; ``es`` should hold only images with a detected face.
+
+    ``details["table"]`` (threshold and FNMR per FMR) is what result bands read
+    (faceledger/bands.py): it holds the standard rates, the target rate and ``band_fmrs``
+    (the rates the bands are configured with), each where the data supports it."""
     if (target_fmr is None) == (target_fpir is None):
         raise ValidationError("give exactly one of --target-fmr (per comparison) or "
                               "--target-fpir (per search, with --gallery-size)")
@@ -164,7 +176,9 @@ def calibrate(es: EmbedSet, *, target_fmr: float | None = None, target_fpir: flo
                                   lowest_supported_fmr=lowest, nonmate_comparisons=n_nm)
         warnings.append(msg + f"; clamped to FMR {lowest:.3g}")
         fmr = lowest
-    scan = scan_pairs(es.vectors, es.identities, keep_for([fmr, *FMR_TABLE], n_nm),
+    rates = tuple(sorted({*FMR_TABLE, fmr, *(f for f in band_fmrs if 0 < f < 1)},
+                         reverse=True))
+    scan = scan_pairs(es.vectors, es.identities, keep_for(list(rates), n_nm),
                       progress=progress)
     exact, k = threshold_for_fmr(scan, fmr)
     threshold = math.ceil(exact * 1e6) / 1e6  # rounded up: never more false matches
@@ -183,8 +197,15 @@ def calibrate(es: EmbedSet, *, target_fmr: float | None = None, target_fpir: flo
         "false_matches_at_threshold": fm, "achieved_fmr": achieved, "fnmr": fnmr,
         "lowest_supported_fmr": lowest,
         "expected_fpir": metrics.fpir_for_fmr(fmr, gallery_size) if gallery_size else None,
-        "fmr_table": fmr_table(scan), "top_nonmate_pairs": top, "warnings": warnings,
+        "table": _table(scan, rates, fmr, threshold, fnmr), "top_nonmate_pairs": top,
+        "warnings": warnings,
     }
+    missing = [f for f in band_fmrs if not any(math.isclose(f, r["fmr"]) for r in
+                                              details["table"])]
+    if missing:
+        warnings.append("no table row for band FMR(s) " + ", ".join(f"{f:g}" for f in missing)
+                        + f" (fewer than {min_errors} expected false matches in the data): "
+                        "results cannot be banded at that rate")
     return CalibrationResult(threshold, fmr, gallery_size, details, warnings, scan)
 
 

@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from faceledger.decode import is_image_file
 from faceledger.detect import Box, Detection, Detector
 from faceledger.errors import FaceledgerError, ValidationError
 from faceledger.facemodels.base import ModelOptions, available_models, load_model
 from faceledger.pipeline import FacePipeline
 from faceledger.settings import Settings
 
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 FACE_RULE = "nearest-centre; rescue: other detector, then middle-half box"
 CACHE_FORMAT = 2
 CENTRE = "centre"
@@ -92,13 +92,14 @@ def identity_of(rel: str) -> str:
 
 
 def walk_dataset(root: Path) -> list[str]:
-    """Every image under ``root/<identity>/`` (recursively), as sorted relative paths."""
+    """Every image under ``root/<identity>/`` (recursively), as sorted relative paths: files
+    with an image name (.jpg, .png, .pgm, ...) and files whose content is an image."""
     if not root.is_dir():
         raise ValidationError(f"dataset folder {root} does not exist or is not a folder")
     out = []
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for f in sub.rglob("*"):
-            if f.is_file() and f.suffix.lower() in IMAGE_EXTS and not f.name.startswith("."):
+            if f.is_file() and not f.name.startswith(".") and is_image_file(f):
                 out.append(f.relative_to(root).as_posix())
     if not out:
         raise ValidationError(f"no images found in {root}: expected one folder per identity")

@@ -1,15 +1,26 @@
-"""The report's plots, drawn with matplotlib's Agg canvas (no display, no pyplot state) as PNG."""
+"""The report's plots, drawn with matplotlib's Agg canvas (no display, no pyplot state) as PNG.
+
+Drawing is kept cheap, since the oversight page draws all three on every view: fixed margins
+instead of a layout engine (constrained layout measured every tick label and legend entry, twice
+per figure), each stacked series as one PolyCollection instead of one Rectangle artist per bar,
+and at most ``MAX_USERS`` users named in the legend (the rest stack as "others"). The last few
+sets of plots are kept, keyed by a digest of what they show."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+import numpy as np
+from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -21,6 +32,8 @@ if TYPE_CHECKING:
     from faceledger.oversight.report import OversightReport
 
 MAX_DAILY_BARS = 120  # longer periods are drawn per week
+MAX_USERS = 8  # users named in the over-time plot; the others stack as one series
+MAX_DATE_TICKS = 10
 
 
 def _png(fig: Figure) -> bytes:
@@ -30,9 +43,26 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _figure() -> tuple[Figure, Axes]:
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
+def _figure(legend: bool = False) -> tuple[Figure, Axes]:
+    """Fixed margins (in figure fractions); a legend gets a column on the right."""
+    fig = Figure(figsize=(9, 3.6))
+    fig.subplots_adjust(left=0.08, bottom=0.2, top=0.9, right=0.8 if legend else 0.97)
     return fig, fig.add_subplot()
+
+
+def _stacked_bars(ax: Axes, x: list[float], heights: list[int], bottom: list[int],
+                  width: float, label: str, color: str) -> None:
+    """One series of (stacked) vertical bars as a single artist."""
+    x0 = np.asarray(x, dtype=float) - width / 2
+    b = np.asarray(bottom, dtype=float)
+    top = b + np.asarray(heights, dtype=float)
+    keep = top > b
+    x0, b, top = x0[keep], b[keep], top[keep]
+    verts = np.stack([np.column_stack([x0, b]), np.column_stack([x0, top]),
+                      np.column_stack([x0 + width, top]), np.column_stack([x0 + width, b])],
+                     axis=1)
+    ax.add_collection(PolyCollection(list(verts), facecolors=color, edgecolors="none",
+                                     label=label), autolim=True)
 
 
 def _empty(ax: Axes, text: str) -> None:
@@ -43,7 +73,7 @@ def _empty(ax: Axes, text: str) -> None:
 
 def searches_over_time(rep: OversightReport) -> bytes:
     """Stacked bars: searches per day (or week, for long periods) per user."""
-    fig, ax = _figure()
+    fig, ax = _figure(legend=True)
     tz = ZoneInfo(rep.timezone)
     if not rep.searches:
         _empty(ax, "No searches in this period")
@@ -61,22 +91,36 @@ def searches_over_time(rep: OversightReport) -> bytes:
     per_user: dict[str, Counter[date]] = defaultdict(Counter)
     for r, d in zip(rep.searches, days, strict=True):
         per_user[r.user][bucket(d)] += 1
+    ranked = sorted(per_user, key=lambda u: (-per_user[u].total(), u))
+    series = [(u, per_user[u]) for u in sorted(ranked[:MAX_USERS])]
+    if len(ranked) > MAX_USERS:
+        others: Counter[date] = Counter()
+        for u in ranked[MAX_USERS:]:
+            others.update(per_user[u])
+        series.append((f"{len(ranked) - MAX_USERS} others", others))
+    x = [float(i) for i in range(len(buckets))]  # one unit per bucket, dates as tick labels
+    colors = rcParams["axes.prop_cycle"].by_key()["color"]
     bottom = [0] * len(buckets)
-    for user in sorted(per_user):
-        heights = [per_user[user][b] for b in buckets]
-        ax.bar(buckets, heights, width=step * 0.8, bottom=bottom, label=user)  # type: ignore[arg-type]
+    for i, (label, counts) in enumerate(series):
+        heights = [counts[b] for b in buckets]
+        _stacked_bars(ax, x, heights, bottom, 0.8, label, colors[i % len(colors)])
         bottom = [a + b for a, b in zip(bottom, heights, strict=True)]
+    ax.set_xlim(-0.6, len(buckets) - 0.4)
+    ax.set_ylim(0, max(bottom) * 1.05 + 0.5)
+    every = max(1, -(-len(buckets) // MAX_DATE_TICKS))
+    fmt = "%d %b %Y" if first.year != last.year else "%d %b"
+    ax.set_xticks(x[::every], [b.strftime(fmt) for b in buckets[::every]])
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("searches per " + ("week" if weekly else "day"))
     ax.set_title("Searches over time, by user")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.autofmt_xdate()
     return _png(fig)
 
 
 def outcomes_by_purpose(rep: OversightReport) -> bytes:
     """Stacked bars: completed searches per purpose, split by their latest outcome."""
-    fig, ax = _figure()
+    fig, ax = _figure(legend=True)
+    fig.subplots_adjust(left=0.22)  # room for the purposes' names
     done = [r for r in rep.searches if r.completed]
     if not done:
         _empty(ax, "No completed searches in this period")
@@ -119,12 +163,37 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+_CACHE: OrderedDict[str, dict[str, tuple[str, str]]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_SIZE = 16
+
+
+def plot_key(rep: OversightReport, working_hours: tuple[int, int] | None) -> str:
+    """A digest of everything the plots show: the same report draws the same pictures."""
+    h = hashlib.sha256(f"{rep.timezone}|{working_hours}|".encode())
+    for r in rep.searches:
+        h.update(f"{r.user}|{r.started_at.isoformat()}|{r.purpose}|{r.status}|{r.outcome}\n"
+                 .encode())
+    return h.hexdigest()
+
+
 def all_plots(rep: OversightReport, working_hours: tuple[int, int] | None = None
               ) -> dict[str, tuple[str, str]]:
-    """name -> (caption, data: URI)."""
-    return {
+    """name -> (caption, data: URI). Kept for the last few reports: reloading the oversight
+    page, or the same period again, does not draw again unless a search changed."""
+    key = plot_key(rep, working_hours)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return dict(_CACHE[key])
+    plots = {
         "over_time": ("Searches over time, by user", data_uri(searches_over_time(rep))),
         "outcomes": ("Outcomes by purpose (completed searches)",
                      data_uri(outcomes_by_purpose(rep))),
         "by_hour": ("Searches by hour of day", data_uri(searches_by_hour(rep, working_hours))),
     }
+    with _CACHE_LOCK:
+        _CACHE[key] = plots
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return dict(plots)

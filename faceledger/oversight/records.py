@@ -36,7 +36,7 @@ def decode_embedding(blob: bytes | None) -> Vector | None:
     if not blob or len(blob) % 4:
         return None
     vec = np.frombuffer(blob, dtype="<f4").astype(np.float32)
-    norm = float(np.linalg.norm(vec))
+    norm = float(np.sqrt(np.dot(vec, vec)))
     if not np.isfinite(norm) or norm == 0.0:
         return None
     return (vec / norm).astype(np.float32)

@@ -84,6 +84,7 @@ class OversightReport:
     flags: list[Flag] = field(default_factory=list)
     working_hours: tuple[int, int] = (7, 19)
     working_days: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    period_label: str | None = None  # e.g. "the default: the last 90 days"
 
     @property
     def total(self) -> int:
@@ -98,7 +99,7 @@ class OversightReport:
         return {
             "period": {"start": iso(self.start), "end": iso(self.end), "end_exclusive": True,
                        "timezone": self.timezone, "working_hours": list(self.working_hours),
-                       "working_days": self.working_days},
+                       "working_days": self.working_days, "label": self.period_label},
             "user": self.user, "generated_at": iso(self.generated_at),
             "answers": self.answers(),
             "usage": {"first_search_ever": iso(self.first_search_ever),
@@ -230,7 +231,8 @@ def _outcomes(records: list[SearchRecord]) -> tuple[int, dict[str, int], dict[st
 
 
 def build_report(session: Session, *, start: datetime, end: datetime, user: str | None,
-                 policy: Policy, flag_config: FlagConfig | None = None) -> OversightReport:
+                 policy: Policy, flag_config: FlagConfig | None = None,
+                 period_label: str | None = None) -> OversightReport:
     """Everything an overseer asks about the searches started in [start, end). Naive datetimes
     are taken as UTC. ``user`` narrows the report to one user (flags still compare them with
     all their peers)."""
@@ -281,5 +283,5 @@ def build_report(session: Session, *, start: datetime, end: datetime, user: str 
         signin_failures=_signins(session, start, end, user),
         approvals=_approvals(session, start, end, records, user),
         flags=flags, working_hours=policy.oversight.working_hours,
-        working_days=list(policy.oversight.working_days),
+        working_days=list(policy.oversight.working_days), period_label=period_label,
     )

@@ -27,8 +27,9 @@ def when(dt: datetime, tz: str) -> str:
 
 
 def period_text(rep: OversightReport) -> str:
+    label = f"; {rep.period_label}" if rep.period_label else ""
     return (f"from {when(rep.start, rep.timezone)} to {when(rep.end, rep.timezone)} "
-            f"({rep.timezone}, end excluded)")
+            f"({rep.timezone}, end excluded{label})")
 
 
 def since(rep: OversightReport) -> str:

@@ -12,21 +12,28 @@ from faceledger.api.deps import Caller, Core, need
 from faceledger.collections import add_collection, list_collections
 from faceledger.core import Faceledger
 from faceledger.errors import FaceledgerError, ValidationError
-from faceledger.passwords import hash_password
+from faceledger.passwords import (
+    MIN_PASSWORD,
+    check_password,
+    forget_initial,
+    generate_password,
+    hash_password,
+)
 from faceledger.roles import Role
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 Admin = Annotated[Caller, Depends(need("users.manage"))]
 CollectionAdmin = Annotated[Caller, Depends(need("collections.manage"))]
-MIN_PASSWORD = 10  # same floor as the REST API
 NOTICES = {"collection": "Collection added.", "disabled": "User disabled; their tokens and "
-           "web sessions no longer work."}
+           "web sessions no longer work.", "password": "Web password set. A reset ends the user's "
+           "web sessions; they sign in with the new password."}
 
 
 def _admin_page(request: Request, core: Faceledger, caller: Caller, *, status: int = 200,
                 error: str | None = None, token: dict[str, str] | None = None,
-                notice: str | None = None, form: dict[str, str] | None = None) -> Response:
+                notice: str | None = None, form: dict[str, str] | None = None,
+                password: dict[str, str] | None = None) -> Response:
     with core.db.read() as s:
         users = [{"name": u.name, "role": u.role, "disabled": u.disabled,
                   "created_at": u.created_at, "has_password": bool(u.password_hash)}
@@ -35,7 +42,7 @@ def _admin_page(request: Request, core: Faceledger, caller: Caller, *, status: i
     return render(request, "admin.html", caller, status=status, users=users,
                   collections=collections, roles=[r.value for r in Role], error=error,
                   token=token, notice=notice, form=form or {}, me=caller.principal.name,
-                  min_password=MIN_PASSWORD)
+                  min_password=MIN_PASSWORD, password=password)
 
 
 def _failed(request: Request, core: Faceledger, caller: Caller, exc: FaceledgerError,
@@ -87,6 +94,25 @@ def rotate_token(request: Request, core: Core, caller: Admin, name: str) -> Resp
         return _failed(request, core, caller, exc)
     return _admin_page(request, core, caller, token={"user": name, "token": token,
                                                     "why": "rotated"})
+
+
+@router.post("/admin/users/password")
+def set_password(request: Request, core: Core, caller: Admin, name: Annotated[str, Form()] = "",
+                 password: Annotated[str, Form()] = "") -> Response:
+    """Set or reset a web password; empty: generate one and show it this once."""
+    form = {"pw_user": name}
+    generated = not password
+    try:
+        new = generate_password() if generated else check_password(password)
+        with core.db.write() as s:
+            accounts.set_password(s, name, hash_password(new), actor=caller.principal.name,
+                                  how="web", generated=generated)
+    except FaceledgerError as exc:
+        return _failed(request, core, caller, exc, form)
+    forget_initial(core.settings.home, name)
+    if generated:  # rendered, never redirected: the password must not travel in a URL
+        return _admin_page(request, core, caller, password={"user": name, "password": new})
+    return RedirectResponse("/admin?done=password", status_code=303)
 
 
 @router.post("/admin/collections")

@@ -33,6 +33,8 @@ def _ingest_page(request: Request, core: Faceledger, caller: Caller, collection:
                  error: FaceledgerError | None = None) -> Response:
     with core.db.read() as s:
         collections = list_collections(s)
+    if not collection and len(collections) == 1:
+        collection = collections[0]["name"]  # the only choice: preselect it
     return render(request, "ingest.html", caller, status=error.status if error else 200,
                   collections=collections, jobs=_jobs(request).recent(15),
                   selected=collection, error=error.message if error else None,

@@ -7,6 +7,7 @@ never what is allowed. All script and style come from /static (the CSP forbids i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 NAV: list[tuple[str, str, str]] = [
     ("search", "/search", "Search"),
     ("searches.read", "/searches", "Searches"),
+    ("reviews.write", "/reviews", "Reviews"),
     ("searches.approve", "/approvals", "Approvals"),
     ("ingest", "/ingest", "Ingest"),
     ("users.manage", "/admin", "Admin"),
@@ -40,6 +42,8 @@ NAV: list[tuple[str, str, str]] = [
     ("ledger.read", "/ledger", "Ledger"),
     ("reports.read", "/oversight", "Oversight"),
 ]
+# href -> a count shown after the link's label ("Reviews (3)"); filled by the page modules.
+NAV_COUNTS: dict[str, Callable[[Request, Principal], int | None]] = {}
 HOME: dict[str, str] = {Role.investigator: "/search", Role.supervisor: "/search",
                         Role.auditor: "/ledger", Role.admin: "/admin"}
 STATUS_TITLES = {400: "Bad request", 401: "Sign-in needed", 403: "Not allowed",
@@ -98,7 +102,9 @@ def render(request: Request, template: str, caller: Caller | Principal | None = 
     csrf = caller.csrf if isinstance(caller, Caller) else context.pop("csrf", None)
     context.update(
         principal=principal, csrf=csrf or "",
-        nav=nav_links(principal.role if principal else None),
+        nav=[{**link, "count": NAV_COUNTS[link["href"]](request, principal)}
+             if principal and link["href"] in NAV_COUNTS else link
+             for link in nav_links(principal.role if principal else None)],
         current=request.url.path,
     )
     return templates.TemplateResponse(request, template, context, status_code=status)
@@ -127,7 +133,8 @@ def error_page(request: Request, exc: FaceledgerError) -> Response:
     return render(request, "error.html", caller, status=exc.status,
                   title=STATUS_TITLES.get(exc.status, "Something went wrong"),
                   code=exc.code, message=exc.message, status_code=exc.status,
-                  faces=faces or [], home=home_for(caller.principal.role) if caller else "/")
+                  faces=faces or [], home=home_for(caller.principal.role) if caller else "/",
+                  permission=exc.details.get("permission") if exc.status == 403 else None)
 
 
 def _wants_html(request: Request) -> bool:
@@ -146,13 +153,14 @@ def register_web(app: FastAPI) -> None:
         oversight_pages,
         policy_pages,
         results_pages,
+        review_pages,
         search_pages,
         subject_pages,
     )
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for module in (auth_pages, search_pages, results_pages, approval_pages, admin_pages,
-                   ledger_pages, oversight_pages, policy_pages):
+                   ledger_pages, oversight_pages, policy_pages, review_pages):
         app.include_router(module.router)
     # Starlette parses at most 1000 files per form by default; uploads may hold more.
     max_files = app.state.settings.max_upload_files + 1  # + the manifest

@@ -81,7 +81,7 @@ def _results_page(request: Request, core: Faceledger, caller: Caller, search_id:
                   status: int = 200, error: str | None = None, notice: str | None = None,
                   form: dict[str, str] | None = None) -> Response:
     with core.db.read() as s:
-        detail = results.search_detail(s, caller.principal, search_id)
+        detail = results.search_detail(s, caller.principal, search_id, core.settings)
         state = _state(s, results.get_search(s, caller.principal, search_id))
     results.note_view(core.db, caller.principal, detail)
     me = caller.principal
@@ -169,9 +169,9 @@ def add_authorisation(request: Request, core: Core, caller: Reader, search_id: i
 
 @router.get("/searches/{search_id}/candidates/{face_id}")
 def compare(request: Request, core: Core, caller: Reader, search_id: int, face_id: int,
-            reviewed: str = "") -> Response:
+            reviewed: str = "", repeat: str = "") -> Response:
     with core.db.read() as s:
-        detail = results.search_detail(s, caller.principal, search_id)
+        detail = results.search_detail(s, caller.principal, search_id, core.settings)
         status = results.get_search(s, caller.principal, search_id).status
     results.note_view(core.db, caller.principal, detail)
     if status != "done":
@@ -183,6 +183,7 @@ def compare(request: Request, core: Core, caller: Reader, search_id: int, face_i
                   prev_id=ranks[pos - 1] if pos > 0 else None,
                   next_id=ranks[pos + 1] if pos + 1 < len(ranks) else None,
                   reviewed=reviewed if reviewed in results.DECISIONS else "",
+                  repeat=repeat in results.DECISIONS and repeat,
                   me=caller.principal.name)
 
 
@@ -192,6 +193,7 @@ def review(core: Core, caller: Reviewer, search_id: int, face_id: int,
     with core.db.read() as s:  # the reviewer must be allowed to read the search
         results.get_search(s, caller.principal, search_id)
     with core.db.write() as s:
-        results.review(s, caller.principal, search_id, face_id, decision, note.strip())
-    return RedirectResponse(f"/searches/{search_id}/candidates/{face_id}?reviewed={decision}",
+        state = results.review(s, caller.principal, search_id, face_id, decision, note.strip())
+    said = "repeat" if state.repeat else "reviewed"  # a repeat records nothing
+    return RedirectResponse(f"/searches/{search_id}/candidates/{face_id}?{said}={decision}",
                             status_code=303)

@@ -37,8 +37,9 @@ def _form_page(request: Request, core: Faceledger, caller: Caller, values: dict[
     policy = core.policy()
     faces = error.details.get("faces", []) if isinstance(error, FaceChoiceRequired) else []
     message = error.message if error else None
-    if faces:  # the service's message speaks CLI (--face N); say it the web way
-        message = f"the photo holds {len(faces)} faces and none was chosen."
+    if faces:  # the service's message speaks of face numbers; say it the web way
+        message = (f"the photo holds {len(faces)} faces and none was chosen (faces are "
+                   "numbered 1, 2, … left to right).")
     rule = error.details.get("rule") if isinstance(error, PolicyRefusal) else None
     return render(request, "search.html", caller, status=error.status if error else 200,
                   values=values, error=message, rule=rule, faces=faces,
@@ -86,7 +87,7 @@ def search_submit(
     legal_basis: Annotated[str, Form()] = "",
     mode: Annotated[str, Form()] = "investigate",
     top_k: Annotated[str, Form()] = "20",
-    face_index: Annotated[str, Form()] = "",
+    face: Annotated[str, Form()] = "",
     collection: Annotated[list[str] | None, Form()] = None,
     authorisation_ref: Annotated[str, Form()] = "",
     urgent: Annotated[str, Form()] = "",
@@ -99,13 +100,13 @@ def search_submit(
                               "urgent": is_urgent}
     try:
         k = _int_field(top_k, "top-k", 20)
-        idx = _int_field(face_index, "the face number", None)
+        number = _int_field(face, "the face number", None)
         data = _read_probe(probe, core.settings.max_upload_bytes)
         if len(authorisation_ref.strip()) > 200:
             raise ValidationError("the authorisation reference is too long (200 characters "
                                   "at most)")
         req = SearchRequest(case.strip(), purpose.strip(), offence.strip(), legal_basis.strip(),
-                            mode, 20 if k is None else k, idx, chosen or None,
+                            mode, 20 if k is None else k, number, chosen or None,
                             authorisation_ref.strip() or None, is_urgent)
         result = run_search(core, caller.principal, data, req)
     except FaceledgerError as exc:

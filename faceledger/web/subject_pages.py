@@ -51,7 +51,7 @@ def _read_photo(photo: UploadFile | None, limit: int) -> bytes:
 
 
 def _face_index(raw: str) -> int | None:
-    """The form numbers faces from 1 (as the list of faces shows them); the service from 0."""
+    """The face number typed or clicked: 1, 2, … left to right, as everywhere."""
     raw = raw.strip()
     if not raw:
         return None
@@ -62,7 +62,7 @@ def _face_index(raw: str) -> int | None:
                               ) from None
     if n < 1:
         raise ValidationError("face numbers start at 1")
-    return n - 1
+    return n
 
 
 def _reference(raw: str) -> str:
@@ -80,8 +80,8 @@ def _problem(exc: FaceledgerError, data: bytes | None, photo: UploadFile | None
     problem: dict[str, Any] = {"message": exc.message, "faces": [], "photo": None}
     if isinstance(exc, FaceChoiceRequired):
         faces = exc.details.get("faces") or []
-        problem["message"] = (f"the photo holds {len(faces)} faces: enter the number of the "
-                              "person's face and upload the photo again.")
+        problem["message"] = (f"the photo holds {len(faces)} faces and none was chosen: "
+                              "choose the photo again and click the person's face.")
         problem["faces"] = faces
         if data and photo is not None and photo.filename:
             problem["photo"] = _data_uri(data, _media(photo.filename))
@@ -117,6 +117,17 @@ def subjects_page(request: Request, core: Core, caller: SubjectAdmin, done: str 
                   f"face{'s' if faces != 1 else ''}: files, thumbnails and index vectors. "
                   "The erasure is in the ledger.")
     return _page(request, core, caller, section=section, notice=notice)
+
+
+@router.post("/subjects/faces")
+def photo_faces(core: Core, caller: SubjectAdmin,
+                photo: Annotated[UploadFile | None, File()] = None,
+                probe: Annotated[UploadFile | None, File()] = None) -> dict[str, Any]:
+    """The faces in the chosen photo, for the forms' face picker (as /api/v1/probe/faces is
+    for the search page, which admins may not use). Detection only; nothing is kept. The
+    picker may send the file as "photo" or "probe"."""
+    return subjects.photo_faces(core, caller.principal,
+                                _read_photo(photo or probe, core.settings.max_upload_bytes))
 
 
 @router.post("/subjects/optout")
@@ -183,8 +194,7 @@ def erase(request: Request, core: Core, caller: SubjectAdmin,
                 ids.append(int(raw))
             except ValueError:
                 raise ValidationError(f"not a face id: {raw[:20]!r}") from None
-        if not ids:
-            raise ValidationError("tick at least one face to erase (or cancel)")
+        # An empty choice: the service refuses it, saying so.
         done = subjects.erase(core, caller.principal, sorted(set(ids)), ref)
     except FaceledgerError as exc:
         return _page(request, core, caller, status=exc.status, section="erase",

@@ -21,12 +21,31 @@ def test_search_two_faces_then_choose(live_server: LiveServer) -> None:
         choose = c.post("/api/v1/searches", files=files, data=FIELDS)
         assert choose.status_code == 409
         faces = choose.json()["faces"]
-        assert [f["index"] for f in faces] == [0, 1] and faces[0]["box"][0] < faces[1]["box"][0]
-        res = c.post("/api/v1/searches", files=files, data={**FIELDS, "face_index": "1"})
+        # Faces are numbered 1, 2, ... left to right; the old 0-based field is refused.
+        assert [f["face"] for f in faces] == [1, 2] and faces[0]["box"][0] < faces[1]["box"][0]
+        old = c.post("/api/v1/searches", files=files, data={**FIELDS, "face_index": "1"})
+        assert old.status_code == 422 and "replaced by `face`" in old.json()["message"]
+        assert c.post("/api/v1/searches", files=files,
+                      data={**FIELDS, "face": "0"}).status_code == 422
+        detected = c.post("/api/v1/probe/faces", files=files).json()
+        assert [f["face"] for f in detected["faces"]] == [1, 2]
+        res = c.post("/api/v1/searches", files=files, data={**FIELDS, "face": "2"})
         assert res.status_code == 200
         body = res.json()
+        assert body["schema_version"] == 2 and body["face"] == 2
         top = body["candidates"][0]
         assert top["source_url"] == "https://example.org/grace.jpg" and top["rank"] == 1
+        # Calibrated bands: each candidate's band, the bands' thresholds and FMRs stated.
+        bands = body["bands"]
+        assert bands["likely"]["fmr"] == 1e-6 and bands["possible"]["fmr"] == 1e-4
+        assert bands["likely"]["threshold"] > bands["possible"]["threshold"]
+        for cand in body["candidates"]:
+            want = ("likely" if cand["similarity"] >= bands["likely"]["threshold"] else
+                    "possible" if cand["similarity"] >= bands["possible"]["threshold"]
+                    else "unlikely")
+            assert cand["band"] == want
+            assert cand["probe_image"] is False and cand["duplicate_of"] is None
+        assert top["title"] == "Grace Hopper" and "captured_at" in top
         thumb = c.get(f"/api/v1/faces/{top['face_id']}/thumbnail")
         assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
         full = c.get(f"/api/v1/images/{top['image_id']}/file")
@@ -34,12 +53,16 @@ def test_search_two_faces_then_choose(live_server: LiveServer) -> None:
         probe = c.get(f"/api/v1/searches/{body['search_id']}/probe")
         assert probe.status_code == 200 and probe.content == encode(collage())
         detail = c.get(f"/api/v1/searches/{body['search_id']}").json()
-        assert detail["probe_box"] == faces[1]["box"]
+        assert detail["probe_box"] == faces[1]["box"] and detail["face"] == 2
         assert detail["candidates"][0]["review"]["status"] == "unreviewed"
+        assert detail["bands"] == bands
+        assert [x["band"] for x in detail["candidates"]] == [x["band"] for x in
+                                                             body["candidates"]]
     with live_server.client("audrey") as c:
-        entries = c.get("/api/v1/ledger", params={"case": "API-1"}).json()
-        assert [e["kind"] for e in entries] == ["search.refused", "search"]
-        assert entries[1]["payload"]["face_index"] == 1
+        entries = c.get("/api/v1/ledger", params={"case": "API-1", "order": "oldest"}).json()["entries"]
+        kinds = [e["kind"] for e in entries]
+        assert kinds == ["search.refused", "search"]
+        assert entries[1]["payload"]["face_index"] == 1  # the ledger's format is unchanged
         assert c.get("/api/v1/ledger/verify").json()["ok"] is True
 
 
@@ -66,6 +89,7 @@ def test_two_person_review(live_server: LiveServer) -> None:
         again = c.post(f"/api/v1/searches/{sid}/reviews",
                        json={"face_id": fid, "decision": "confirmed"})
         assert again.json()["status"] == "confirmed_once"  # the same person twice is not two
+        assert again.json()["recorded"] is False  # and the repeat is not ledgered again
         other = c.post(f"/api/v1/searches/{sid}/reviews",
                        json={"face_id": 999999, "decision": "confirmed"})
         assert other.status_code == 404
@@ -76,9 +100,9 @@ def test_two_person_review(live_server: LiveServer) -> None:
         assert second.json()["status"] == "confirmed"
         assert sorted(second.json()["confirmed_by"]) == ["ian", "ivy"]
     with live_server.client("audrey") as c:
-        kinds = [e["kind"] for e in c.get("/api/v1/ledger", params={"kind": "review"}).json()]
-        assert kinds.count("review") >= 3
-        viewed = c.get("/api/v1/ledger", params={"kind": "search.viewed"}).json()
+        kinds = [e["kind"] for e in c.get("/api/v1/ledger", params={"kind": "review"}).json()["entries"]]
+        assert kinds.count("review") == 2  # ivy once (her repeat recorded nothing), ian once
+        viewed = c.get("/api/v1/ledger", params={"kind": "search.viewed"}).json()["entries"]
         assert [(e["actor"], e["payload"]["searcher"]) for e in viewed
                 if e["payload"]["search_id"] == sid] == [("ian", "ivy")]
 

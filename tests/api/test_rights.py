@@ -36,7 +36,8 @@ def test_approval_outcome_and_authorisation(live_server: LiveServer) -> None:
         assert c.post(f"/api/v1/searches/{sid}/authorisation", json={"ref": "AUTH-1"}
                       ).json()["authorisation_ref"] == "AUTH-1"
     with live_server.client("audrey") as c:
-        kinds = [e["kind"] for e in c.get("/api/v1/ledger", params={"case": "RIGHTS-1"}).json()]
+        kinds = [e["kind"] for e in c.get("/api/v1/ledger", params={"case": "RIGHTS-1", "order": "oldest"}
+                               ).json()["entries"]]
         assert kinds == ["search.requested", "search.approved", "search", "outcome",
                          "search.authorised"]
 
@@ -62,3 +63,35 @@ def test_subject_rights_endpoints(live_server: LiveServer) -> None:
                       json={"face_ids": [f["face_id"] for f in preview], "reference": "E-1"})
         assert gone.json()["faces"] >= 1
         assert c.get("/api/v1/policy").json()["purposes"]
+
+
+def test_erasure_with_no_face_chosen_is_refused(live_server: LiveServer) -> None:
+    with live_server.client("root") as c:
+        before = c.get("/api/v1/ledger", params={"kind": "subject.erased"}).json()
+        refused = c.post("/api/v1/subjects/erase", json={"face_ids": [], "reference": "E-0"})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "invalid_request"
+        assert "no face was chosen" in refused.json()["message"]
+        after = c.get("/api/v1/ledger", params={"kind": "subject.erased"}).json()
+        assert after == before  # nothing erased, nothing ledgered
+
+
+def test_review_queue_endpoint(live_server: LiveServer) -> None:
+    with live_server.client("ivy") as c:
+        res = c.post("/api/v1/searches", files={"probe": ("g.jpg", encode(grace_hopper()),
+                                                          "image/jpeg")},
+                     data={**FIELDS, "case": "RIGHTS-Q"}).json()
+        sid, fid = res["search_id"], res["candidates"][0]["face_id"]
+        assert c.post(f"/api/v1/searches/{sid}/reviews",
+                      json={"face_id": fid, "decision": "confirmed", "note": "same ears"}
+                      ).json()["recorded"] is True
+        mine = [w for w in c.get("/api/v1/reviews/waiting").json() if w["search_id"] == sid]
+        assert [(w["face_id"], w["yours"]) for w in mine] == [(fid, True)]
+    with live_server.client("sue") as c:
+        waiting = [w for w in c.get("/api/v1/reviews/waiting").json() if w["search_id"] == sid]
+        assert [(w["face_id"], w["confirmed_by"], w["note"], w["yours"], w["case"])
+                for w in waiting] == [(fid, "ivy", "same ears", False, "RIGHTS-Q")]
+        c.post(f"/api/v1/searches/{sid}/reviews", json={"face_id": fid, "decision": "confirmed"})
+        assert all(w["search_id"] != sid for w in c.get("/api/v1/reviews/waiting").json())
+    with live_server.client("audrey") as c:
+        assert c.get("/api/v1/reviews/waiting").status_code == 403

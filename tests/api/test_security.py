@@ -86,11 +86,17 @@ def test_public_endpoints_and_docs_offline(live_server: LiveServer) -> None:
         assert c.get("/health").json()["status"] == "ok"
         ready = c.get("/ready").json()
         assert ready["ready"] and ready["models_loaded"]
-        docs = c.get("/docs").text
+        r = c.get("/docs")
+        docs = r.text
         assert "/static/swagger/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
-        assert c.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
+        assert "<script>" not in docs and "/static/docs.js" in docs  # no inline script
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self';" in csp and "unsafe" not in csp and "https:" not in csp
+        bundle = c.get("/static/swagger/swagger-ui-bundle.js")
+        assert bundle.status_code == 200 and re.search(r"\"5\.\d+\.\d+\"", bundle.text)  # UI 5: 3.1
+        assert c.get("/static/docs.js").status_code == 200
         spec = c.get("/api/v1/openapi.json").json()
-        assert "/api/v1/searches" in spec["paths"]
+        assert spec["openapi"].startswith("3.1") and "/api/v1/searches" in spec["paths"]
 
 
 def test_security_headers(live_server: LiveServer) -> None:

@@ -126,3 +126,67 @@ def test_admin_adds_collection(open_session: Any) -> None:
     expect(s.page.get_by_test_id("error")).to_contain_text("already exists")
     s.snap("admin-collection-conflict")
     s.assert_clean()
+
+
+def _ledger(server: Any, kind: str) -> list[dict[str, Any]]:
+    with server.client("audrey") as c:
+        body = c.get("/api/v1/ledger", params={"kind": kind}).json()
+    return list(body["entries"] if isinstance(body, dict) else body)
+
+
+def test_admin_sets_and_resets_a_web_password(open_session: Any) -> None:
+    root = open_session("root")
+    with root.server.client("root") as c:  # an API-only user, as `users add` makes them
+        assert c.post("/api/v1/users", json={"name": "paul", "role": "investigator"}
+                      ).status_code == 201
+    page = root.page
+    page.on("dialog", lambda d: d.accept())
+    root.goto("/admin")
+    panel = page.locator("form[action='/admin/users/password']")
+    expect(panel.get_by_label("User")).to_contain_text("paul (investigator, API only)")
+    # CSRF like every other form: a post without the token is refused.
+    refused = root.context.request.post(root.url("/admin/users/password"),
+                                        form={"name": "paul", "password": "paul-password-1"})
+    assert refused.status == 403
+    # The server enforces the length rule too.
+    panel.get_by_label("User").select_option("paul")
+    page.eval_on_selector("#pw-new", "el => el.removeAttribute('minlength')")
+    panel.get_by_label(re.compile("^New password")).fill("short")
+    panel.get_by_role("button", name="Set password").click()
+    expect(page.get_by_test_id("error")).to_contain_text("at least 10")
+
+    panel = page.locator("form[action='/admin/users/password']")
+    panel.get_by_label("User").select_option("paul")
+    panel.get_by_label(re.compile("^New password")).fill("paul-password-1")
+    with page.expect_navigation():
+        panel.get_by_role("button", name="Set password").click()
+    expect(page.get_by_role("status").first).to_contain_text("Web password set")
+    expect(page.locator("tr[data-user='paul']")).to_contain_text("password")
+    paul = open_session("paul", "paul-password-1")
+    assert paul.page.url == paul.url("/search")
+
+    # Reset with a generated password: shown once, the old password and session stop working.
+    panel = page.locator("form[action='/admin/users/password']")
+    panel.get_by_label("User").select_option("paul")
+    panel.get_by_role("button", name="Set password").click()
+    expect(page.get_by_test_id("new-password")).to_contain_text("Web password for paul")
+    generated = page.locator("#new-password").inner_text().strip()
+    assert len(generated) >= 10 and generated != "paul-password-1"
+    root.snap("admin-password-generated")
+    paul.goto("/search")
+    assert "/login" in paul.page.url  # the reset ended paul's web session
+    assert open_session("paul", generated).page.url.endswith("/search")
+    stale = open_session()
+    stale.sign_in("paul", "paul-password-1")
+    assert "/login" in stale.page.url
+    root.goto("/admin")
+    assert generated not in page.content()  # shown once only
+
+    entries = [e for e in _ledger(root.server, "user.password_set")
+               if e["payload"]["user"] == "paul"]
+    assert sorted(e["payload"]["generated"] for e in entries) == [False, True]
+    assert all(e["actor"] == "root" and e["payload"]["how"] == "web" for e in entries)
+    text = str(entries)
+    assert "paul-password-1" not in text and generated not in text and "argon2" not in text
+    root.assert_clean()
+    paul.assert_clean()

@@ -300,7 +300,7 @@ def test_role_checks(open_session: Any) -> None:
         for path in paths:
             response = s.goto(path)
             assert response.status == 403, (user, path)
-            expect(s.page.get_by_test_id("error")).to_contain_text("may not")
+            expect(s.page.get_by_test_id("error")).to_contain_text(f"You are signed in as {user}")
         s.goto("/policy")
         expect(s.page.get_by_test_id("purposes")).to_contain_text("intelligence")
     ivy = open_session("ivy")

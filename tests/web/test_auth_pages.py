@@ -73,7 +73,8 @@ def test_investigator_gets_403_on_admin_and_ledger(open_session: Any) -> None:
         response = s.goto(path, shot=f"forbidden-{path.strip('/')}")
         assert response.status == 403, path
         expect(s.page.get_by_role("heading", level=1)).to_have_text("Not allowed")
-        expect(s.page.get_by_test_id("error")).to_contain_text("may not")
+        expect(s.page.get_by_test_id("error")).to_contain_text(
+            "You are signed in as ivy (investigator)")
     s.assert_clean()
 
 

@@ -167,7 +167,7 @@ def test_subject_pages_validate_before_acting(client: TestClient) -> None:
     token = csrf(client, "/subjects")
     r = client.post("/subjects/erase", data={"csrf_token": token, "reference": "REQ-1"},
                     headers=HTML)
-    assert r.status_code == 422 and "tick at least one face" in r.text
+    assert r.status_code == 422 and "no face was chosen" in r.text
     r = client.post("/subjects/erase", data={"csrf_token": token, "reference": " ",
                                              "face_id": ["1"]}, headers=HTML)
     assert r.status_code == 422 and "reference" in r.text

@@ -57,6 +57,8 @@ def test_search_with_two_faces_picks_the_right_one(open_session: Any,
     picks = page.locator(".facebox.pick")
     expect(picks).to_have_count(2)
     expect(page.locator("[data-face-status]")).to_contain_text("2 faces found")
+    expect(page.locator("[data-face-status]")).to_contain_text("numbered 1-2 left to right")
+    expect(page.locator("[data-face-help]")).to_contain_text("numbered 1, 2, … left to right")
     s.snap("search-two-faces")
     boxes = [picks.nth(i).bounding_box() for i in range(2)]
     assert all(b and b["width"] > 20 for b in boxes)
@@ -71,8 +73,10 @@ def test_search_with_two_faces_picks_the_right_one(open_session: Any,
     picks.nth(right).click()
     expect(picks.nth(right)).to_have_attribute("aria-pressed", "true")
     expect(picks.nth(1 - right)).to_have_attribute("aria-pressed", "false")
-    index = picks.nth(right).get_attribute("data-face")
-    assert page.locator("[data-face-index]").input_value() == index
+    # Faces are numbered 1, 2, ... left to right: the right-hand face is face 2.
+    assert picks.nth(right).get_attribute("data-face") == "2"
+    expect(picks.nth(right).locator(".facebox-label")).to_have_text("2")
+    assert page.locator("[data-face-number]").input_value() == "2"
     s.snap("search-face-chosen")
     with page.expect_navigation():
         page.get_by_role("button", name="Run search").click()
@@ -102,6 +106,46 @@ def test_search_with_two_faces_picks_the_right_one(open_session: Any,
     s.assert_clean()
 
 
+def test_results_show_bands_on_a_visible_scale(open_session: Any) -> None:
+    """Bands, their thresholds and FMRs, bars from 0.80 to 1.00 with threshold marks, and a
+    rule where the likely matches end (issue 10, part 6)."""
+    s = open_session("ivy")
+    page = s.page
+    s.goto(f"/searches/{state['search_id']}", shot="search-results-bands")
+    legend = page.get_by_test_id("band-legend")
+    expect(legend).to_contain_text("Bars run from 0.80 to 1.00")
+    expect(legend.get_by_test_id("likely-threshold")).to_have_text("0.9613")
+    expect(legend.get_by_test_id("possible-threshold")).to_have_text("0.9406")
+    expect(legend).to_contain_text("false match rate 1e-06")
+    expect(legend).to_contain_text("FMR 0.0001")
+    expect(page.get_by_test_id("probe-face")).to_contain_text("face 2 in the photo")
+    cards = page.locator(".cand-card")
+    expect(cards).to_have_count(2)
+    assert [cards.nth(i).get_attribute("data-band") for i in range(2)] == ["likely", "unlikely"]
+    expect(cards.nth(0).locator(".band-chip")).to_have_text("likely same person")
+    expect(cards.nth(1).locator(".band-chip")).to_have_text("unlikely")
+    # The rule between the bands sits between the two cards.
+    rule = page.get_by_test_id("band-rule")
+    expect(rule).to_have_count(1)
+    expect(rule).to_contain_text("above this line")
+    expect(rule).to_contain_text("0.9613")
+    boxes = [cards.nth(0).bounding_box(), rule.bounding_box(), cards.nth(1).bounding_box()]
+    assert all(boxes) and boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"]  # type: ignore[index]
+    # Bars: the scale is 0.80-1.00, so a fill is (score - 0.8) / 0.2 of the bar.
+    for i in range(2):
+        bar = cards.nth(i).locator(".scorebar-svg")
+        whole, fill = bar.bounding_box(), bar.get_by_test_id("score-fill").bounding_box()
+        marks = {m: bar.get_by_test_id(f"mark-{m}").bounding_box() for m in ("likely", "possible")}
+        assert whole and fill and marks["likely"] and marks["possible"]
+        score = float(cards.nth(i).locator(".scorebar").get_attribute("data-score") or 0)
+        want = max(0.0, min(1.0, (score - 0.8) / 0.2))
+        assert abs(fill["width"] / whole["width"] - want) < 0.03, (score, fill, whole)
+        for m, thr in (("likely", 0.9613), ("possible", 0.9406)):
+            centre = marks[m]["x"] + marks[m]["width"] / 2 - whole["x"]
+            assert abs(centre / whole["width"] - (thr - 0.8) / 0.2) < 0.02, m
+    s.assert_clean()
+
+
 def test_one_face_is_preselected(open_session: Any, photos: dict[str, Path]) -> None:
     s = open_session("ian")
     s.goto("/search")
@@ -109,13 +153,22 @@ def test_one_face_is_preselected(open_session: Any, photos: dict[str, Path]) -> 
         s.page.locator("#probe").set_input_files(str(photos["astronaut"]))
     expect(s.page.locator(".facebox.pick")).to_have_count(1)
     expect(s.page.locator(".facebox.pick")).to_have_attribute("aria-pressed", "true")
-    assert s.page.locator("[data-face-index]").input_value() == "0"
+    assert s.page.locator("[data-face-number]").input_value() == "1"
     s.snap("search-one-face")
     fill_justification(s.page, "CASE-WEB-8")
     with s.page.expect_navigation():
         s.page.get_by_role("button", name="Run search").click()
     first = s.page.locator(".cand-card[data-rank='1'] .source a")
     expect(first).to_have_attribute("href", "https://example.org/astro.jpg")
+    # The probe is the gallery's own file (same bytes): marked, with its title and date.
+    card = s.page.locator(".cand-card[data-rank='1']")
+    expect(card.get_by_test_id("probe-image")).to_have_text("the probe image itself")
+    expect(card).to_have_attribute("data-band", "likely")
+    expect(card.get_by_test_id("title")).to_contain_text("Astronaut")
+    expect(card.get_by_test_id("title")).to_contain_text("captured 2023-04-01")
+    expect(s.page.locator(".cand-card[data-rank='2']").get_by_test_id("probe-image")
+           ).to_have_count(0)
+    s.snap("search-results-probe-itself")
     s.assert_clean()
 
 
@@ -133,9 +186,14 @@ def test_search_form_errors_rerender(open_session: Any, photos: dict[str, Path])
     assert r.status == 409
     assert "holds 2 faces" in r.text() and "Face 1 at" in r.text() and "Face 2 at" in r.text()
     # Missing case reference: 422, the other values kept.
-    r = s.context.request.post(s.url("/search"), multipart={**base, "case": " ", "face_index": "1",
+    r = s.context.request.post(s.url("/search"), multipart={**base, "case": " ", "face": "2",
                                                             "probe": probe})
     assert r.status == 422 and "missing: case" in r.text()
+    # Face numbers run from 1: face 3 of a two-face photo is out of range, face 0 too.
+    for bad in ("3", "0"):
+        r = s.context.request.post(s.url("/search"), multipart={**base, "case": "C-1",
+                                                                "face": bad, "probe": probe})
+        assert r.status == 422 and "numbered 1-2 left to right" in r.text(), bad
     assert 'value="test"' in r.text() and "<option value=\"missing person\" selected>" in r.text()
     # No photo at all.
     r = s.context.request.post(s.url("/search"), multipart={**base, "case": "C-1"})
@@ -168,7 +226,7 @@ def test_compare_and_two_person_review(open_session: Any) -> None:
         box_inside(page, f".compare-pane:nth-child({i + 1}) .facebox",
                    f".compare-pane:nth-child({i + 1}) img")
     cand_src = page.locator(".compare-pane:nth-child(2) img").get_attribute("src")
-    assert cand_src and re.fullmatch(r"/api/v1/images/\d+/file", cand_src)
+    assert cand_src and re.fullmatch(r"/api/v1/images/\d+/file(\?web=1)?", cand_src)
     assert image_loaded(page, ".prov-thumb")
     expect(page.locator(".kv .source a")).to_have_attribute("href", "https://example.org/grace.jpg")
     expect(page.locator(".review-status .badge")).to_have_attribute("data-status", "unreviewed")
@@ -236,8 +294,9 @@ def test_auditor_sees_search_and_reviews_in_ledger(open_session: Any) -> None:
     # ian opening ivy's search (results, compare view) is ledgered as search.viewed.
     assert {a for k, a in entries if k == "search.viewed"} == {"ian"}
     entries = [e for e in entries if e[0] != "search.viewed"]
-    assert [k for k, _ in entries] == ["search", "review", "review", "review"]
-    assert [a for _, a in entries] == ["ivy", "ivy", "ivy", "ian"]
+    # ivy's repeated confirmation recorded nothing: one review entry per person.
+    assert [k for k, _ in entries] == ["search", "review", "review"]
+    assert [a for _, a in entries] == ["ivy", "ivy", "ian"]
     expect(s.page.locator("tr[data-kind='review']").first).to_contain_text("same scar")
     s.page.locator("tr[data-kind='search'] summary").click()
     expect(s.page.locator("tr[data-kind='search'] pre.payload")).to_contain_text(

@@ -1,16 +1,19 @@
 """Subject rights in the browser: opt-out withholds a person from later searches, subject access
-lists the searches that found them, and erasure (find, then confirm) removes their images."""
+lists the searches that found them, and erasure (find, tick, confirm with the count) removes
+their images. A photo with several faces: click the person's face, as on the search page."""
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.photos import collage, encode, grace_hopper
+from tests.live import LiveServer
+from tests.photos import astronaut_face, collage, encode, grace_hopper, variants
 
 state: dict[str, Any] = {}
 
@@ -52,10 +55,26 @@ def section(s: Any, name: str) -> Any:
     return s.page.locator(f"section#{name}")
 
 
+def choose_photo(s: Any, form: Any, photo: Path, faces: int) -> Any:
+    """Choose the photo in a form's face picker; wait for its faces to be drawn."""
+    with s.page.expect_response(lambda r: r.url.endswith("/subjects/faces")) as info:
+        form.get_by_label("Photo of the person").set_input_files(str(photo))
+    assert info.value.status == 200
+    picks = form.locator(".facebox.pick")
+    expect(picks).to_have_count(faces)
+    return picks
+
+
 def submit(s: Any, form: Any, button: str) -> None:
     with s.page.expect_navigation():
         form.get_by_role("button", name=button).click()
     s.page.wait_for_load_state("networkidle")
+
+
+def ledger_kinds(server: LiveServer, kind: str) -> list[str]:
+    with server.client("audrey") as c:
+        got = c.get("/api/v1/ledger", params={"kind": kind}).json()
+    return [e["kind"] for e in (got["entries"] if isinstance(got, dict) else got)]
 
 
 def test_optout_withholds_the_person_from_later_searches(open_session: Any,
@@ -68,7 +87,9 @@ def test_optout_withholds_the_person_from_later_searches(open_session: Any,
     root = open_session("root")
     root.goto("/subjects", shot="subjects")
     optout = section(root, "optout")
-    optout.get_by_label("Photo of the person").set_input_files(str(photos["grace"]))
+    pick = choose_photo(root, optout, photos["grace"], 1)
+    expect(pick).to_have_attribute("aria-pressed", "true")  # the only face is chosen
+    assert optout.locator("[data-face-number]").input_value() == "1"
     optout.get_by_label("Request reference").fill("DSR-2024-001")
     submit(root, optout, "Opt out")
     expect(section(root, "optout").get_by_test_id("notice")).to_contain_text(
@@ -83,32 +104,61 @@ def test_optout_withholds_the_person_from_later_searches(open_session: Any,
     root.assert_clean()
 
 
-def test_a_photo_with_two_faces_asks_which(open_session: Any, photos: dict[str, Path]) -> None:
+def test_a_photo_with_two_faces_lets_you_click_the_face(open_session: Any,
+                                                        photos: dict[str, Path]) -> None:
+    root = open_session("root")
+    page = root.page
+    root.goto("/subjects")
+    access = section(root, "access")
+    picks = choose_photo(root, access, photos["collage"], 2)
+    expect(picks.nth(0)).to_have_attribute("data-face", "1")
+    expect(picks.nth(1)).to_have_attribute("data-face", "2")
+    assert image_loaded(page, "#access [data-probe-img]")
+    # Submitting before a face is chosen stays on the page and says so.
+    access.get_by_role("button", name="Find searches").click()
+    expect(access.locator("[data-face-status]")).to_contain_text("Click the face")
+    assert page.url == root.url("/subjects")
+    # Face 2 (right) is Grace Hopper, the probe of ivy's first search.
+    picks.nth(1).click()
+    expect(picks.nth(1)).to_have_attribute("aria-pressed", "true")
+    assert access.locator("[data-face-number]").input_value() == "2"
+    root.snap("subjects-pick-face")
+    submit(root, access, "Find searches")
+    row = section(root, "access").get_by_test_id("access-results").locator(
+        f"tr[data-search-id='{state['before']}']")
+    expect(row).to_contain_text("the probe")
+    # Face 1 (left) is the astronaut: only a result of that search, never its probe.
+    access = section(root, "access")
+    choose_photo(root, access, photos["collage"], 2).nth(0).click()
+    assert access.locator("[data-face-number]").input_value() == "1"
+    submit(root, access, "Find searches")
+    row = section(root, "access").get_by_test_id("access-results").locator(
+        f"tr[data-search-id='{state['before']}']")
+    expect(row).to_contain_text("a result")
+    expect(row).not_to_contain_text("the probe")
+    root.assert_clean()
+
+
+def test_without_the_picker_the_server_asks_which_face(open_session: Any,
+                                                       photos: dict[str, Path]) -> None:
     root = open_session("root")
     root.goto("/subjects")
-    optout = section(root, "optout")
-    optout.get_by_label("Photo of the person").set_input_files(str(photos["collage"]))
-    optout.get_by_label("Request reference").fill("DSR-2024-002")
-    with root.page.expect_response(lambda r: r.url.endswith("/subjects/optout")) as info:
-        optout.get_by_role("button", name="Opt out").click()
-    assert info.value.status == 409
-    root.page.wait_for_load_state("networkidle")
-    error = section(root, "optout").get_by_test_id("error")
-    expect(error).to_contain_text("the photo holds 2 faces")
-    expect(error.locator(".face-list li")).to_have_count(2)
-    expect(error.locator(".facebox")).to_have_count(2)
-    assert image_loaded(root.page, "#optout .face-choice-photo img")
-    expect(section(root, "optout").get_by_label("Request reference")).to_have_value(
-        "DSR-2024-002")
-    root.snap("subjects-face-choice")
-    root.assert_clean()
+    res = root.page.request.post(root.url("/subjects/optout"), multipart={
+        "csrf_token": root.csrf(), "reference": "DSR-2024-002",
+        "photo": {"name": "collage.jpg", "mimeType": "image/jpeg",
+                  "buffer": photos["collage"].read_bytes()}})
+    assert res.status == 409
+    html = res.text()
+    assert "the photo holds 2 faces and none was chosen" in html
+    assert html.count("<li>Face ") == 2 and "Face 2 at (" in html
+    assert 'value="DSR-2024-002"' in html  # the form keeps the reference
 
 
 def test_subject_access_lists_the_searches(open_session: Any, photos: dict[str, Path]) -> None:
     root = open_session("root")
     root.goto("/subjects")
     access = section(root, "access")
-    access.get_by_label("Photo of the person").set_input_files(str(photos["grace"]))
+    choose_photo(root, access, photos["grace"], 1)
     submit(root, access, "Find searches")
     root.snap("subjects-access")
     table = section(root, "access").get_by_test_id("access-results")
@@ -123,43 +173,83 @@ def test_subject_access_lists_the_searches(open_session: Any, photos: dict[str, 
     root.assert_clean()
 
 
-def test_erasure_in_two_steps(open_session: Any, photos: dict[str, Path]) -> None:
+def add_to_gallery(server: LiveServer, name: str, data: bytes) -> None:
+    with server.client("root") as c:
+        job = c.post("/api/v1/ingest", data={"collection": "gallery"},
+                     files={"files": (name, data, "image/jpeg")}).json()
+        for _ in range(240):
+            status = c.get(job["status_url"]).json()
+            if status["status"] != "running":
+                break
+            time.sleep(0.5)
+    assert status["status"] == "done" and status["added"] == 1, status
+
+
+def test_erasure_ticks_nothing_and_names_the_count(open_session: Any, live_server: LiveServer,
+                                                   photos: dict[str, Path]) -> None:
+    add_to_gallery(live_server, "astronaut-brighter.jpg",
+                   variants(astronaut_face())["brighter"])
     root = open_session("root")
     page = root.page
-    page.on("dialog", lambda d: d.accept())
+    dialogs: list[str] = []
+    answers = ["dismiss", "accept"]
+
+    def on_dialog(d: Any) -> None:
+        dialogs.append(d.message)
+        d.dismiss() if answers.pop(0) == "dismiss" else d.accept()
+
+    page.on("dialog", on_dialog)
+
+    def find(reference: str) -> Any:
+        erase = section(root, "erase")
+        choose_photo(root, erase, photos["collage"], 2).nth(0).click()  # the astronaut
+        erase.get_by_label("Request reference").fill(reference)
+        submit(root, erase, "Find their faces")
+        return section(root, "erase").get_by_test_id("erase-found")
+
     root.goto("/subjects")
-    erase = section(root, "erase")
-    erase.get_by_label("Photo of the person").set_input_files(str(photos["grace"]))
-    erase.get_by_label("Request reference").fill("DSR-2024-003")
-    submit(root, erase, "Find their faces")
-    found = section(root, "erase").get_by_test_id("erase-found")
-    expect(found).to_contain_text("1 matching face found")
+    found = find("DSR-2024-003")
+    expect(found).to_contain_text("2 matching faces found")
     boxes = found.locator("input[type='checkbox'][name='face_id']")
-    expect(boxes).to_have_count(1)
-    expect(boxes.first).to_be_checked()
-    thumb = found.locator("img.found-thumb")
-    assert (thumb.get_attribute("src") or "").startswith("data:image/jpeg;base64,")
+    expect(boxes).to_have_count(2)
+    for i in range(2):
+        expect(boxes.nth(i)).not_to_be_checked()  # nothing is pre-ticked
     assert image_loaded(page, "#erase img.found-thumb")
-    expect(found).to_contain_text("grace.jpg")
+    expect(found).to_contain_text("astronaut")
     expect(found.locator("input[type='hidden'][name='reference']")).to_have_value(
         "DSR-2024-003")
     assert found.locator("input[type='file']").count() == 0  # the photo is not carried over
     root.snap("subjects-erase-found")
+    # Nothing ticked: no question is asked and the server refuses, saying why.
+    with page.expect_response(lambda r: r.url.endswith("/subjects/erase")) as info:
+        found.get_by_role("button", name="Erase the ticked faces' images").click()
+    assert info.value.status == 422
+    page.wait_for_load_state("networkidle")
+    expect(section(root, "erase").get_by_test_id("error")).to_contain_text(
+        "no face was chosen")
+    assert dialogs == []
+    root.snap("subjects-erase-none-ticked")
+    # Both ticked: the question names the count; "Cancel" erases nothing.
+    found = find("DSR-2024-003")
+    boxes = found.locator("input[type='checkbox'][name='face_id']")
+    ids = [boxes.nth(i).get_attribute("value") for i in range(2)]
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    button = found.get_by_role("button", name="Erase the ticked faces' images")
+    button.click()
+    assert dialogs == ["Erase 2 faces and their images? This cannot be undone."]
+    assert page.url.endswith("/subjects/erase/find")
+    expect(button).to_be_enabled()
+    # One ticked: the question says one; accepted, only that face's image is erased.
+    boxes.nth(1).uncheck()
     submit(root, found, "Erase the ticked faces' images")
+    assert dialogs[1] == "Erase 1 face and its image? This cannot be undone."
     expect(section(root, "erase").get_by_test_id("notice")).to_contain_text(
         "Erased 1 image holding 1 face")
     root.snap("subjects-erased")
-    # Gone: a second look finds nothing, and the collection shrank.
-    erase = section(root, "erase")
-    erase.get_by_label("Photo of the person").set_input_files(str(photos["grace"]))
-    erase.get_by_label("Request reference").fill("DSR-2024-003")
-    submit(root, erase, "Find their faces")
-    expect(section(root, "erase").get_by_test_id("erase-found")).to_contain_text(
-        "No face in the gallery matches")
-    root.goto("/admin")
-    expect(page.locator("#collections + .table-wrap tr", has_text="gallery")).to_contain_text(
-        "1")
-    root.goto("/ledger?kind=subject")
-    kinds = page.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.kind)")
-    assert kinds == ["subject.optout", "subject.access", "subject.erased"], kinds
+    # The unticked face is still there; the ticked one is gone.
+    found = find("DSR-2024-004")
+    expect(found).to_contain_text("1 matching face found")
+    expect(found.locator("input[name='face_id']")).to_have_attribute("value", ids[1] or "")
+    assert ledger_kinds(live_server, "subject.erased") == ["subject.erased"]
     root.assert_clean()

@@ -21,11 +21,11 @@ PREFIX = "/api/v1"
 
 
 def register_api(app: FastAPI) -> None:
-    import swagger_ui_bundle
     from fastapi.staticfiles import StaticFiles
 
-    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
-              name="swagger")
+    from faceledger.api.app import SWAGGER_UI_DIR
+
+    app.mount("/static/swagger", StaticFiles(directory=SWAGGER_UI_DIR), name="swagger")
     app.include_router(health.router)
     for module in (collections, searches, faces, ledger, users, oversight, reports, models):
         app.include_router(module.router, prefix=PREFIX)

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from faceledger.api.deps import Caller, Core, need
 from faceledger.api.routes.searches import _media
 from faceledger.db.schema import Face, Image
+from faceledger.decode import web_rendition
 from faceledger.errors import NotFoundError
 from faceledger.gallery import faces_with_provenance
 
@@ -58,10 +59,15 @@ def get_image(image_id: int, core: Core, _: Viewer) -> dict[str, Any]:
 
 
 @router.get("/images/{image_id}/file", response_class=Response)
-def get_image_file(image_id: int, core: Core, _: Viewer) -> Response:
+def get_image_file(image_id: int, core: Core, _: Viewer, web: bool = False) -> Response:
+    """The original file; with ``web=true``, a PNG rendition when browsers cannot show the
+    original's format (TIFF, Netpbm)."""
     with core.db.read() as s:
         img = s.get(Image, image_id)
         if img is None:
             raise NotFoundError(f"no image {image_id}")
         path = img.stored_path
+    if web:
+        data, media = web_rendition(core.files.read(path), max_pixels=core.settings.max_pixels)
+        return Response(data, media_type=media)
     return Response(core.files.read(path), media_type=_media(path))

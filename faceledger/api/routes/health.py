@@ -1,11 +1,10 @@
-"""Liveness, readiness, API docs (served from the installed swagger-ui-bundle, no CDN)."""
+"""Liveness, readiness, API docs (Swagger UI 5 from the installed fastapi-offline, no CDN)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from faceledger import __version__
@@ -32,7 +31,6 @@ def ready(request: Request) -> JSONResponse:
 
 @router.get("/docs", include_in_schema=False)
 def docs() -> HTMLResponse:
-    return get_swagger_ui_html(
-        openapi_url="/api/v1/openapi.json", title="faceledger API",
-        swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-        swagger_css_url="/static/swagger/swagger-ui.css", swagger_favicon_url="")
+    from faceledger.api.app import docs_html
+
+    return HTMLResponse(docs_html())

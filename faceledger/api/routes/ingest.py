@@ -21,7 +21,8 @@ def jobs(request: Request) -> JobRunner:
 async def start_ingest(
     core: Core, request: Request, caller: Annotated[Caller, Depends(need("ingest"))],
     collection: Annotated[str, Form()],
-    files: Annotated[list[UploadFile], File(description="Photos and/or zip archives.")],
+    files: Annotated[list[UploadFile], File(description="Photos (JPEG, PNG, GIF, BMP, TIFF, WebP, Netpbm: "
+                                               "recognised by content) and/or zip archives.")],
     manifest: Annotated[UploadFile | None, File(description="CSV or JSONL provenance.")] = None,
 ) -> dict[str, Any]:
     """Upload files (or a zip) with an optional manifest; ingest runs as a background job."""
@@ -37,11 +38,15 @@ async def start_ingest(
 @router.get("/ingest/jobs")
 def list_jobs(request: Request, _: Annotated[Caller, Depends(need("jobs.read"))]
               ) -> list[dict[str, Any]]:
+    """The 20 latest jobs; the faces-per-image fields of finished ones are null here (read
+    the job itself for them)."""
     return jobs(request).recent()
 
 
 @router.get("/ingest/jobs/{job_id}")
 def job_status(job_id: int, request: Request,
                _: Annotated[Caller, Depends(need("jobs.read"))]) -> dict[str, Any]:
-    """Progress and per-file rejections."""
+    """Progress (``stage``: waiting, loading models, processing, indexing, done), images added
+    by faces found (``images_no_face``/``_one_face``/``_several_faces``, ``no_face_images`` naming
+    up to 1,000), per-file ``rejections`` and ``warnings`` (manifest rows matching no file)."""
     return jobs(request).status(job_id)

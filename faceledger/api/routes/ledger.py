@@ -1,8 +1,8 @@
-"""The ledger: read and verify (auditors and admins only)."""
+"""The ledger: read (paged, newest first) and verify (auditors and admins only)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -10,19 +10,35 @@ from faceledger import ledger
 from faceledger.api.deps import Caller, Core, need
 
 router = APIRouter(tags=["ledger"])
+SEQ_MAX = 2**63 - 1  # the column is a signed 64-bit integer
 
 
 @router.get("/ledger")
 def read_ledger(
     core: Core, _: Annotated[Caller, Depends(need("ledger.read"))],
-    user: str | None = None, case: str | None = None,
-    kind: str | None = Query(None, description="prefix, e.g. 'search' or 'ingest'"),
-    after: int = Query(0, ge=0, description="entries after this sequence number"),
-    limit: int = Query(200, ge=1, le=2000),
-) -> list[dict[str, Any]]:
+    user: Annotated[str | None, Query(max_length=120, description="actor")] = None,
+    case: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z][a-z_.]*$",
+                                      description="prefix, e.g. 'search' or 'ingest'")] = None,
+    before: Annotated[int | None, Query(ge=1, le=SEQ_MAX, description=(
+        "only entries with a smaller sequence number (the `next` cursor, newest first)"))] = None,
+    after: Annotated[int | None, Query(ge=0, le=SEQ_MAX, description=(
+        "only entries with a larger sequence number (the `prev` cursor, newest first)"))] = None,
+    order: Annotated[Literal["newest", "oldest"], Query(description=(
+        "newest first (default) or oldest first"))] = "newest",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """A page of entries, newest first by default. Follow `next` (its query parameters) for the
+    following page in the same order, `prev` for the one before; null at either end."""
+    newest = order == "newest"
     with core.db.read() as s:
-        return [ledger.entry_dict(e) for e in
-                ledger.read(s, user=user, case_ref=case, kind=kind, limit=limit, after_seq=after)]
+        pg = ledger.page(s, user=user, case_ref=case, kind=kind, before=before, after=after,
+                         limit=limit, newest_first=newest)
+        entries = [ledger.entry_dict(e) for e in pg.entries]
+    older = {"before": pg.older} if pg.older is not None else None
+    newer = {"after": pg.newer} if pg.newer is not None else None
+    return {"entries": entries, "order": order, "limit": limit,
+            "next": older if newest else newer, "prev": newer if newest else older}
 
 
 @router.get("/ledger/verify")

@@ -14,6 +14,9 @@ from faceledger import approval, outcomes, retention, subjects
 from faceledger.api.deps import Caller, Core, need
 from faceledger.api.routes.searches import read_capped
 from faceledger.policy import describe
+from faceledger.probefaces import FACE_HELP
+
+FaceField = Annotated[int | None, Form(ge=1, description=FACE_HELP)]
 
 router = APIRouter(tags=["oversight"])
 
@@ -34,7 +37,7 @@ class AuthorisationIn(BaseModel):
 
 
 class EraseIn(BaseModel):
-    face_ids: list[int] = Field(min_length=1, max_length=10_000)
+    face_ids: list[int] = Field(max_length=10_000)  # none: the service refuses, saying why
     reference: str = Field(default="", max_length=200)
 
 
@@ -82,21 +85,21 @@ async def _photo(core: Core, photo: UploadFile) -> bytes:
 async def optout(core: Core, caller: Annotated[Caller, Depends(need("subjects.manage"))],
                  photo: Annotated[UploadFile, File()],
                  reference: Annotated[str, Form(max_length=200)] = "",
-                 face_index: Annotated[int | None, Form()] = None) -> dict[str, Any]:
+                 face: FaceField = None) -> dict[str, Any]:
     """Block a person's face from every result and future ingest."""
     data = await _photo(core, photo)
     oid = await run_in_threadpool(subjects.optout, core, caller.principal, data, reference,
-                                  face_index)
+                                  face)
     return {"optout_id": oid}
 
 
 @router.post("/subjects/erase/preview")
 async def erase_preview(core: Core, caller: Annotated[Caller, Depends(need("subjects.manage"))],
                         photo: Annotated[UploadFile, File()],
-                        face_index: Annotated[int | None, Form()] = None) -> dict[str, Any]:
+                        face: FaceField = None) -> dict[str, Any]:
     """The faces an erasure would remove, with thumbnails, for the operator to confirm."""
     data = await _photo(core, photo)
-    query = await run_in_threadpool(subjects.subject_embedding, core, data, face_index)
+    query = await run_in_threadpool(subjects.subject_embedding, core, data, face)
     found = subjects.find_faces(core, query)
     return {"faces": [{"face_id": f.face_id, "image_id": f.image_id, "collection": f.collection,
                        "similarity": f.similarity,
@@ -114,10 +117,10 @@ def erase(body: EraseIn, core: Core, caller: Annotated[Caller, Depends(need("sub
 @router.post("/subjects/access")
 async def access(core: Core, caller: Annotated[Caller, Depends(need("subjects.manage"))],
                  photo: Annotated[UploadFile, File()],
-                 face_index: Annotated[int | None, Form()] = None) -> list[dict[str, Any]]:
+                 face: FaceField = None) -> list[dict[str, Any]]:
     """Who searched for this face? (date, purpose, unit, outcome)."""
     data = await _photo(core, photo)
-    return await run_in_threadpool(subjects.access, core, caller.principal, data, face_index)
+    return await run_in_threadpool(subjects.access, core, caller.principal, data, face)
 
 
 @router.post("/retention/run")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
@@ -10,9 +11,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from faceledger.api.deps import Caller, Core, need
-from faceledger.errors import ImageTooLargeError, NoFaceError
+from faceledger.errors import ImageTooLargeError, NoFaceError, ValidationError
+from faceledger.probefaces import FACE_HELP, faces_json
 from faceledger.results import list_searches, note_view, review, search_detail
-from faceledger.search import SearchRequest, probe_faces, run_search
+from faceledger.review_queue import note_views, waiting
+from faceledger.search import SearchRequest, run_search
 
 router = APIRouter(tags=["search"])
 
@@ -24,7 +27,8 @@ async def read_capped(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
-@router.post("/searches", responses={409: {"description": "several faces: choose face_index"}})
+@router.post("/searches", responses={409: {"description": "several faces: choose one with "
+                                               "`face` (1, 2, … left to right)"}})
 async def create_search(
     core: Core, caller: Annotated[Caller, Depends(need("search"))],
     probe: Annotated[UploadFile, File(description="The probe photo.")],
@@ -34,15 +38,21 @@ async def create_search(
     legal_basis: Annotated[str, Form()] = "",
     mode: Annotated[Literal["investigate", "identify"], Form()] = "investigate",
     top_k: Annotated[int, Form(ge=1, le=500)] = 20,
-    face_index: Annotated[int | None, Form()] = None,
+    face: Annotated[int | None, Form(ge=1, description=FACE_HELP)] = None,
+    face_index: Annotated[int | None, Form(deprecated=True, description="Replaced by `face` "
+                                           "(numbered from 1); refused.")] = None,
     collection: Annotated[list[str] | None, Form()] = None,
     authorisation_ref: Annotated[str | None, Form(max_length=200)] = None,
     urgent: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
     """Search the gallery. Refused (and ledgered) without case, purpose, offence, legal basis.
-    A probe with several faces and no `face_index` answers 409 with the faces to choose from."""
+    A probe with several faces and no `face` answers 409 with the faces to choose from
+    (numbered 1, 2, … left to right). Candidates carry their calibrated `band`."""
+    if face_index is not None:
+        raise ValidationError("`face_index` (numbered from 0) was replaced by `face`: faces are "
+                              "numbered 1, 2, … left to right (search JSON schema_version 2)")
     data = await read_capped(probe, core.settings.max_upload_bytes)
-    req = SearchRequest(case, purpose, offence, legal_basis, mode, top_k, face_index,
+    req = SearchRequest(case, purpose, offence, legal_basis, mode, top_k, face,
                         [c for c in collection or [] if c] or None, authorisation_ref or None,
                         urgent)
     result = await run_in_threadpool(run_search, core, caller.principal, data, req)
@@ -60,7 +70,7 @@ async def detect_probe_faces(core: Core, _: Annotated[Caller, Depends(need("sear
     if not detections:
         raise NoFaceError("no face found in the probe photo")
     return {"width": image.width, "height": image.height,
-            "faces": [f.__dict__ for f in probe_faces(detections)]}
+            "faces": faces_json(detections)}
 
 
 @router.get("/searches")
@@ -78,14 +88,17 @@ def get_searches(core: Core, caller: Annotated[Caller, Depends(need("searches.re
 def get_search(search_id: int, core: Core,
                caller: Annotated[Caller, Depends(need("searches.read"))]) -> dict[str, Any]:
     with core.db.read() as s:
-        detail = search_detail(s, caller.principal, search_id)
+        detail = search_detail(s, caller.principal, search_id, core.settings)
     note_view(core.db, caller.principal, detail)
     return detail
 
 
 @router.get("/searches/{search_id}/probe", response_class=Response)
 def get_probe(search_id: int, core: Core,
-              caller: Annotated[Caller, Depends(need("searches.read"))]) -> Response:
+              caller: Annotated[Caller, Depends(need("searches.read"))],
+              web: bool = False) -> Response:
+    """The probe photo as uploaded; ``web=true``: a PNG where browsers cannot show it."""
+    from faceledger.decode import web_rendition
     from faceledger.results import get_search as fetch
 
     with core.db.read() as s:
@@ -95,6 +108,9 @@ def get_probe(search_id: int, core: Core,
 
     if not path:
         raise NotFoundError("the probe photo was not kept (or was purged)")
+    if web:
+        data, media = web_rendition(core.files.read(path), max_pixels=core.settings.max_pixels)
+        return Response(data, media_type=media)
     return Response(core.files.read(path), media_type=_media(path))
 
 
@@ -110,11 +126,25 @@ def post_review(search_id: int, body: ReviewIn, core: Core,
     """Confirm or reject a candidate. It counts as confirmed once two different users confirm."""
     with core.db.write() as s:
         state = review(s, caller.principal, search_id, body.face_id, body.decision, body.note)
+    # recorded: false when the verdict repeated the caller's own latest one (nothing ledgered).
     return {"search_id": search_id, "face_id": body.face_id, "status": state.status,
-            "confirmed_by": state.confirmations, "rejected_by": state.rejections}
+            "confirmed_by": state.confirmations, "rejected_by": state.rejections,
+            "recorded": not state.repeat}
+
+
+@router.get("/reviews/waiting")
+def get_review_queue(core: Core, caller: Annotated[Caller, Depends(need("reviews.write"))]
+                     ) -> list[dict[str, Any]]:
+    """Candidates confirmed once and waiting for a second, different reviewer (supervisors:
+    every search; investigators: their own). `yours`: the caller gave that confirmation."""
+    with core.db.read() as s:
+        items = waiting(s, caller.principal)
+    note_views(core.db, caller.principal, items)
+    return [{**asdict(w), "confirmed_at": w.confirmed_at.isoformat()} for w in items]
 
 
 def _media(path: str) -> str:
     ext = path.rsplit(".", 1)[-1].lower()
     return {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "bmp": "image/bmp",
-            "tif": "image/tiff", "webp": "image/webp"}.get(ext, "application/octet-stream")
+            "tif": "image/tiff", "webp": "image/webp",
+            "pnm": "image/x-portable-anymap"}.get(ext, "application/octet-stream")

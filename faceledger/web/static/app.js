@@ -47,17 +47,27 @@
     img.addEventListener("error", function () { container.classList.add("broken"); });
   }
 
-  /* ---- the search form: choose or drop a photo, find its faces, click one ---- */
-  function initSearchForm(form) {
+  /* ---- the face picker: choose or drop a photo, find its faces, click one ----
+     Reusable on any form: <form data-face-picker [data-faces-url="/api/v1/…/faces"]> holding
+       <input type="hidden" name="face" data-face-number>   (gets the face number: 1, 2, … left to right)
+       [data-dropzone] with <input type="file" data-probe-input>, [data-probe-preview] with
+       [data-probe-frame] > <img data-probe-img>, [data-face-status], [data-probe-clear],
+       and optionally a submit button [data-search-submit] (or [data-picker-submit]).
+     The faces URL answers {"width", "height", "faces": [{"face", "box", ...}]} (default: the
+     search's /api/v1/probe/faces). Data-attribute data-pick-verb words the box titles. */
+  function initFacePicker(form) {
     var input = form.querySelector("[data-probe-input]");
     var zone = form.querySelector("[data-dropzone]");
     var preview = form.querySelector("[data-probe-preview]");
     var frame = form.querySelector("[data-probe-frame]");
     var img = form.querySelector("[data-probe-img]");
     var status = form.querySelector("[data-face-status]");
-    var chosen = form.querySelector("[data-face-index]");
+    var chosen = form.querySelector("[data-face-number]");
     var clear = form.querySelector("[data-probe-clear]");
-    var submit = form.querySelector("[data-search-submit]");
+    var submit = form.querySelector("[data-search-submit], [data-picker-submit]");
+    var facesUrl = form.getAttribute("data-faces-url") || "/api/v1/probe/faces";
+    var verb = form.getAttribute("data-pick-verb") || "Search for";
+    if (!input || !zone || !preview || !frame || !img || !status || !chosen) { return; }
     var objectUrl = null;
     var faces = [];
     var request = 0;
@@ -74,15 +84,15 @@
       chosen.value = "";
     }
 
-    function select(index) {
-      chosen.value = String(index);
+    function select(number) {
+      chosen.value = String(number);
       frame.querySelectorAll(".facebox.pick").forEach(function (el) {
-        var on = el.getAttribute("data-face") === String(index);
+        var on = el.getAttribute("data-face") === String(number);
         el.classList.toggle("selected", on);
         el.setAttribute("aria-pressed", on ? "true" : "false");
       });
       say(faces.length === 1 ? "One face found; it is selected."
-        : "Face " + (index + 1) + " of " + faces.length + " selected.", "ok");
+        : "Face " + number + " of " + faces.length + " selected.", "ok");
     }
 
     function drawFaces(data) {
@@ -92,24 +102,25 @@
         var el = document.createElement("button");
         el.type = "button";
         el.className = "facebox pick";
-        el.setAttribute("data-face", String(face.index));
+        el.setAttribute("data-face", String(face.face));
         el.setAttribute("aria-pressed", "false");
-        el.setAttribute("aria-label", "Face " + (face.index + 1) + " (" + face.face_px +
+        el.setAttribute("aria-label", "Face " + face.face + " (" + face.face_px +
           " px, detector score " + face.detector_score + ")");
-        el.title = "Search for face " + (face.index + 1);
+        el.title = verb + " face " + face.face;
         var label = document.createElement("span");
         label.className = "facebox-label";
-        label.textContent = String(face.index + 1);
+        label.textContent = String(face.face);
         el.appendChild(label);
         placeBox(el, face.box, data.width, data.height);
-        el.addEventListener("click", function () { select(face.index); });
+        el.addEventListener("click", function () { select(face.face); });
         frame.appendChild(el);
       });
       frame.classList.add("placed");
       if (faces.length === 1) {
-        select(faces[0].index);
+        select(faces[0].face);
       } else {
-        say(faces.length + " faces found. Click the face to search for.", "");
+        say(faces.length + " faces found (numbered 1-" + faces.length +
+          " left to right). Click the face you mean.", "");
       }
     }
 
@@ -129,7 +140,7 @@
       var body = new FormData();
       body.append("probe", file);
       var mine = ++request;
-      fetch("/api/v1/probe/faces", {
+      fetch(facesUrl, {
         method: "POST", body: body, credentials: "same-origin",
         headers: { "x-csrf-token": csrfToken(), "accept": "application/json" }
       }).then(function (res) {
@@ -175,7 +186,7 @@
       showFile(files[0]);
     });
 
-    clear.addEventListener("click", function () {
+    function reset() {
       request++;
       removeBoxes();
       input.value = "";
@@ -184,18 +195,21 @@
       preview.hidden = true;
       zone.hidden = false;
       input.focus();
-    });
+    }
+    if (clear) { clear.addEventListener("click", reset); }
 
     form.addEventListener("submit", function (event) {
       if (faces.length > 1 && chosen.value === "") {
         event.preventDefault();
-        say("Click the face to search for first.", "error");
+        say("Click the face you mean first.", "error");
         var first = frame.querySelector(".facebox.pick");
         if (first) { first.focus(); }
         return;
       }
-      submit.disabled = true;
-      submit.textContent = "Searching…";
+      if (submit) {
+        submit.disabled = true;
+        submit.textContent = submit.getAttribute("data-busy-text") || "Searching…";
+      }
     });
   }
 
@@ -230,7 +244,8 @@
       if (el && value !== undefined && value !== null) { el.textContent = String(value); }
     }
     function update(job) {
-      ["processed", "total", "added", "duplicates", "faces", "rejected"].forEach(function (k) {
+      ["processed", "total", "added", "duplicates", "faces", "rejected", "stage",
+       "images_no_face", "images_one_face", "images_several_faces"].forEach(function (k) {
         setText(k, job[k]);
       });
       var bar = field("progress");
@@ -263,9 +278,20 @@
   }
 
   /* ---- small helpers: confirm before destructive posts, copy buttons, busy buttons ---- */
+  /* data-confirm: the question; with data-confirm-count="<checkbox selector>" it names how many
+     are ticked ({count}; data-confirm-one for exactly one). None ticked: no question, the server
+     refuses the request with its own message. */
   function initConfirm(form) {
     form.addEventListener("submit", function (event) {
-      if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      var text = form.getAttribute("data-confirm");
+      var counted = form.getAttribute("data-confirm-count");
+      if (counted) {
+        var n = form.querySelectorAll(counted + ":checked").length;
+        if (n === 0) { return; }
+        text = (n === 1 && form.getAttribute("data-confirm-one")) ||
+          text.replace(/\{count\}/g, String(n));
+      }
+      if (!window.confirm(text)) { event.preventDefault(); }
     });
   }
 
@@ -282,7 +308,8 @@
   function initBusy(button) {
     var form = button.form;
     if (!form) { return; }
-    form.addEventListener("submit", function () {
+    form.addEventListener("submit", function (event) {
+      if (event.defaultPrevented) { return; }  /* e.g. a confirmation answered "Cancel" */
       window.setTimeout(function () {
         button.disabled = true;
         button.textContent = button.getAttribute("data-busy-label");
@@ -292,7 +319,7 @@
 
   function init() {
     document.querySelectorAll("[data-boxed]").forEach(initBoxed);
-    document.querySelectorAll("[data-search-form]").forEach(initSearchForm);
+    document.querySelectorAll("[data-search-form], [data-face-picker]").forEach(initFacePicker);
     document.querySelectorAll("[data-auth-fields]").forEach(initAuthFields);
     document.querySelectorAll("[data-job]").forEach(initJob);
     document.querySelectorAll("form[data-confirm]").forEach(initConfirm);
