@@ -14,7 +14,7 @@ smoothly as the rate loosens); an FMR outside the table is refused, not extrapol
 ``faceledger calibrate`` (which writes rows for the band rates) or choose a rate in the table.
 
 Also here: marks for candidates that are the probe image itself (same bytes) and for
-candidates that duplicate an earlier one (same image, or the same bytes in another collection).
+candidates that duplicate an earlier one (the same bytes held as another image).
 """
 
 from __future__ import annotations
@@ -121,19 +121,18 @@ def make_bands(cal: CalibrationInfo, possible_fmr: float, likely_fmr: float | No
 def duplicate_marks(probe_sha256: str, images: Sequence[tuple[int, int, str]]
                     ) -> list[tuple[bool, dict[str, Any] | None]]:
     """For (rank, image id, image sha256) in rank order: (is the probe image itself,
-    the earlier candidate it duplicates: {"rank", "why": "same_image"|"same_bytes"} or None)."""
-    first_by_image: dict[int, int] = {}
-    first_by_sha: dict[str, int] = {}
+    the earlier candidate it duplicates: {"rank", "why": "same_bytes"} or None).
+
+    A duplicate is the same image bytes held as another image (e.g. in another collection).
+    Another face of the same photo is a different person's face, not a duplicate."""
+    first_by_sha: dict[str, tuple[int, int]] = {}
     out: list[tuple[bool, dict[str, Any] | None]] = []
     for rank, image_id, sha in images:
         dup: dict[str, Any] | None = None
-        if image_id in first_by_image:
-            dup = {"rank": first_by_image[image_id], "why": "same_image"}
-        elif sha and sha in first_by_sha:
-            dup = {"rank": first_by_sha[sha], "why": "same_bytes"}
-        first_by_image.setdefault(image_id, rank)
         if sha:
-            first_by_sha.setdefault(sha, rank)
+            first = first_by_sha.setdefault(sha, (rank, image_id))
+            if first[1] != image_id:
+                dup = {"rank": first[0], "why": "same_bytes"}
         out.append((bool(probe_sha256) and sha == probe_sha256, dup))
     return out
 

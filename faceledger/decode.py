@@ -9,6 +9,7 @@ file name: JPEG, PNG, GIF, BMP, TIFF, WebP and Netpbm (P1-P6: .pbm/.pgm/.ppm/.pn
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import warnings
@@ -148,6 +149,18 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) 
 # Formats every browser shows in an <img>; others (TIFF, Netpbm) are shown as a PNG rendition.
 WEB_MEDIA = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp",
              "BMP": "image/bmp"}
+
+
+def preview_data_uri(image: DecodedImage, longest: int = 1200) -> str | None:
+    """A PNG ``data:`` URI of a decoded image whose format browsers cannot show (TIFF, Netpbm),
+    scaled to at most ``longest`` pixels a side; None when the browser can show the original."""
+    if image.format in WEB_MEDIA or image.format == "MPO":
+        return None
+    pic = Image.fromarray(image.pixels)
+    pic.thumbnail((longest, longest))
+    buf = io.BytesIO()
+    pic.save(buf, format="PNG", compress_level=3)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def web_rendition(data: bytes, *, max_pixels: int) -> tuple[bytes, str]:

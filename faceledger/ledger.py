@@ -113,15 +113,18 @@ class VerifyReport:
         }
 
 
-def verify(session: Session, batch: int = 5000) -> VerifyReport:
-    """Walk the whole chain; name the first entry that does not check out."""
+def verify(session: Session, batch: int = 5000, *, after_seq: int = 0,
+           after_hash: str = GENESIS) -> VerifyReport:
+    """Walk the whole chain; name the first entry that does not check out. With ``after_seq``
+    and ``after_hash`` (an entry already checked, and its hash) only the entries after it are
+    walked, and the first of them must link to that hash."""
     head = session.get(LedgerHead, 1)
     if head is None:
         return VerifyReport(False, 0, 0, GENESIS, 0, "ledger head row is missing")
-    prev_hash = GENESIS
-    expected_seq = 1
+    prev_hash = after_hash
+    expected_seq = after_seq + 1
     count = 0
-    last_seq = 0
+    last_seq = after_seq
     while True:
         rows = session.execute(
             select(LedgerEntry).where(LedgerEntry.seq >= expected_seq)

@@ -81,6 +81,17 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
                                  f"into {p.get('collection')}"),
     "ingest.batch": _ingest_batch,
     "ledger.redacted": _redacted,
+    "user.password_set": lambda p: (f"web password of {p.get('user')} "
+                                    f"{'reset' if p.get('replaced') else 'set'} by "
+                                    f"{p.get('by')}" + (" (generated)" if p.get("generated")
+                                                        else "")),
+    "token.issued_locally": lambda p: (f"admin API token for {p.get('user')} issued locally "
+                                       f"by {p.get('by')}"),
+    "system.initialised": lambda p: f"data home initialised, model {p.get('model')}",
+    "calibration.set": lambda p: (f"{p.get('model_id')} threshold {p.get('threshold')} at FMR "
+                                  f"{p.get('target_fmr')}, gallery {p.get('gallery_size')}"),
+    "ingest.interrupted": lambda p: (f"job {p.get('job')} interrupted after "
+                                     f"{p.get('processed')} file(s)"),
     "policy.loaded": lambda p: f"policy {str(p.get('sha256'))[:12]}… from {p.get('source')}",
     "retention.probe_purged": lambda p: (f"probe of search {p.get('search_id')} purged "
                                          f"({p.get('reason')})"),

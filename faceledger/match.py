@@ -36,7 +36,7 @@ class Candidate:
     image_sha256: str = ""
     band: str | None = None  # likely | possible | unlikely (None: no calibration)
     probe_image: bool = False  # the gallery image is the probe photo itself (same bytes)
-    duplicate_of: dict[str, Any] | None = None  # {"rank", "why": same_image | same_bytes}
+    duplicate_of: dict[str, Any] | None = None  # {"rank", "why": "same_bytes"}
 
 
 @dataclass

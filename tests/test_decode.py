@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -8,7 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceledger.decode import decode_image, is_image_file, sniff_format
+from faceledger.decode import (
+    decode_image,
+    is_image_file,
+    preview_data_uri,
+    sniff_format,
+    web_rendition,
+)
 from faceledger.errors import ImageError, ImageTooLargeError
 from tests.netpbm import pbm, pgm, pgm16, plain_ppm, ppm
 from tests.photos import astronaut, encode, grace_hopper
@@ -148,3 +155,20 @@ def test_netpbm_hostile_and_broken_refused() -> None:
         decode_image(b"Pf\n2 2\n-1.0\n" + b"\0" * 16, max_pixels=CAP)
     with pytest.raises(ImageTooLargeError):
         decode_image(data, max_pixels=CAP, max_bytes=len(data) - 1)
+
+
+def test_browser_renditions_only_for_formats_browsers_cannot_show() -> None:
+    jpeg, scan = encode(grace_hopper()), ppm(grace_hopper())
+    assert web_rendition(jpeg, max_pixels=CAP) == (jpeg, "image/jpeg")  # the original
+    png, media = web_rendition(scan, max_pixels=CAP)
+    assert media == "image/png" and png.startswith(b"\x89PNG")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))),
+                          decode_image(scan, max_pixels=CAP).pixels)
+    assert preview_data_uri(decode_image(jpeg, max_pixels=CAP)) is None
+    big = decode_image(ppm(grace_hopper().resize((1500, 1000))), max_pixels=CAP)
+    uri = preview_data_uri(big)
+    assert uri is not None and uri.startswith("data:image/png;base64,")
+    shown = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert shown.size == (1200, 800)  # scaled to 1200 px a side at most
+    with pytest.raises(ImageError):
+        web_rendition(scan[:40], max_pixels=CAP)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from faceledger import accounts, websessions
 from faceledger.accounts import Principal
@@ -51,7 +52,15 @@ async def _csrf_from_request(request: Request) -> str | None:
     return None
 
 
-async def optional_caller(request: Request, core: Core) -> Caller | None:
+# Declares the bearer scheme in the OpenAPI document (so /docs offers "Authorize"); the header
+# itself is read below, beside the session cookie.
+_BEARER = HTTPBearer(auto_error=False, description="An API token: `faceledger users token NAME`")
+
+
+async def optional_caller(
+    request: Request, core: Core,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+) -> Caller | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         with core.db.read() as s:

@@ -96,8 +96,7 @@ def describe_results(bands: dict[str, Any] | None, cands: list[dict[str, Any]]) 
             out.append("      = the probe image itself (same bytes)")
         dup = c.get("duplicate_of")
         if dup:
-            why = "same image" if dup["why"] == "same_image" else "same image bytes"
-            out.append(f"      = duplicate of #{dup['rank']} ({why})")
+            out.append(f"      = duplicate of #{dup['rank']} (same image bytes)")
     if bands and shown is not None and shown != "unlikely":
         out.append(_rule(bands, shown))
     return out

@@ -30,5 +30,7 @@ def test_docs_list_operations_offline(open_session: Any) -> None:
     expect(s.page.locator(".opblock.is-open")).to_have_count(1)
     s.snap("docs-operation-open")
     assert any(u.endswith("/api/v1/openapi.json") for u in seen)
+    # The bearer scheme is declared, so a reader can try operations with a token.
+    expect(s.page.locator("button.authorize")).to_be_visible()
     assert not outside, f"/docs fetched from outside: {outside}"
     s.assert_clean()

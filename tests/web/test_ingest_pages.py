@@ -132,3 +132,19 @@ def test_compare_view_shows_netpbm_probe_and_candidate(open_session: Any,
         width = imgs.nth(i).evaluate("img => img.complete ? img.naturalWidth : -1")
         assert width > 0, imgs.nth(i).get_attribute("src")
     s.assert_clean()
+
+
+def test_search_page_previews_a_netpbm_probe(open_session: Any, tmp_path: Path) -> None:
+    probe = tmp_path / "hopper.pgm"
+    probe.write_bytes(pgm(grace_hopper().resize((360, 450))))
+    s = open_session("ivy")
+    s.goto("/search")
+    s.page.locator("#probe").set_input_files(str(probe))
+    expect(s.page.locator("[data-face-status]")).to_contain_text("One face found")
+    img = s.page.locator("[data-probe-img]")
+    expect(img).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
+    width = img.evaluate("i => new Promise(done => i.complete ? done(i.naturalWidth)"
+                         " : i.addEventListener('load', () => done(i.naturalWidth)))")
+    assert width == 360  # the browser shows the PNG rendition of the greyscale scan
+    s.snap("search-netpbm-probe")
+    s.assert_clean()

@@ -69,8 +69,11 @@ async def detect_probe_faces(core: Core, _: Annotated[Caller, Depends(need("sear
     detections = await run_in_threadpool(pipe.detect, image)
     if not detections:
         raise NoFaceError("no face found in the probe photo")
+    from faceledger.decode import preview_data_uri
+
+    # "preview": a PNG to show in place of a format browsers cannot show (Netpbm, TIFF)
     return {"width": image.width, "height": image.height,
-            "faces": faces_json(detections)}
+            "faces": faces_json(detections), "preview": preview_data_uri(image)}
 
 
 @router.get("/searches")

@@ -152,6 +152,7 @@
           say(res.json.message || "The photo could not be read.", "error");
           return;
         }
+        if (res.json.preview) { img.src = res.json.preview; }  /* Netpbm, TIFF: a PNG */
         drawFaces(res.json);
       }).catch(function () {
         if (mine === request) { say("Could not reach the server to find faces.", "error"); }
