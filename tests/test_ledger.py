@@ -193,3 +193,40 @@ def test_summaries_are_one_readable_line() -> None:
     assert summary("search", {"candidates": 5}).startswith("candidates=5")  # odd shape
     assert "[purged: candidates]" in summary("search", {"search_id": 1, "__redacted__":
                                                         {"candidates": "ab"}})
+
+
+def test_page_status_walks_only_new_entries_between_full_walks(world: World) -> None:
+    from faceledger.ledger_status import chain_status, forget
+
+    key = str(world.app.settings.home)
+    forget(key)
+    _fill(world)
+    with world.app.db.read() as s:
+        full = chain_status(s, key)
+    assert full["ok"] and full["new_checked"] == 0 and full["entries"] == full["head_seq"]
+    _fill(world, 2)
+    with world.app.db.read() as s:
+        quick = chain_status(s, key)
+    assert quick["ok"] and quick["new_checked"] == 2
+    assert quick["entries"] == quick["head_seq"] == full["head_seq"] + 2
+    assert quick["full_check_at"] == full["full_check_at"]
+    # A new entry that does not link up is caught at once (a full walk names it) ...
+    _fill(world, 1)
+    last = _last_seq(world)
+    with world.app.db.write() as s:
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == last).values(prev_hash="0" * 64))
+    with world.app.db.read() as s:
+        assert chain_status(s, key)["first_bad_seq"] == last
+    # ... an edit to an old entry at the next full walk (here: at once, max_age=0).
+    forget(key)
+    with world.app.db.write() as s:
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == last).values(
+            prev_hash=s.get(LedgerEntry, last - 1).hash))  # type: ignore[union-attr]
+    with world.app.db.read() as s:
+        assert chain_status(s, key)["ok"]
+    with world.app.db.write() as s:
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == 2).values(actor="mallory"))
+    with world.app.db.read() as s:
+        assert chain_status(s, key)["ok"]  # within the full-walk interval: not yet walked
+        late = chain_status(s, key, max_age=0)
+    assert not late["ok"] and late["first_bad_seq"] == 2

@@ -92,7 +92,8 @@ def searches_over_time(rep: OversightReport) -> bytes:
     for r, d in zip(rep.searches, days, strict=True):
         per_user[r.user][bucket(d)] += 1
     ranked = sorted(per_user, key=lambda u: (-per_user[u].total(), u))
-    series = [(u, per_user[u]) for u in sorted(ranked[:MAX_USERS])]
+    series = [(u if len(u) <= 16 else u[:15] + "…", per_user[u])
+              for u in sorted(ranked[:MAX_USERS])]
     if len(ranked) > MAX_USERS:
         others: Counter[date] = Counter()
         for u in ranked[MAX_USERS:]:
@@ -120,7 +121,7 @@ def searches_over_time(rep: OversightReport) -> bytes:
 def outcomes_by_purpose(rep: OversightReport) -> bytes:
     """Stacked bars: completed searches per purpose, split by their latest outcome."""
     fig, ax = _figure(legend=True)
-    fig.subplots_adjust(left=0.22)  # room for the purposes' names
+    fig.subplots_adjust(left=0.22, right=0.72)  # room for the purposes and outcomes' names
     done = [r for r in rep.searches if r.completed]
     if not done:
         _empty(ax, "No completed searches in this period")

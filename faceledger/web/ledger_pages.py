@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from faceledger import ledger
 from faceledger.api.deps import Caller, Core, need
 from faceledger.errors import ValidationError
+from faceledger.ledger_status import chain_status
 from faceledger.ledger_summary import summary
 from faceledger.web.pages import render
 
@@ -53,7 +54,7 @@ def ledger_page(request: Request, core: Core, caller: Auditor, user: str = "", c
     if start and end and end < start:
         start, end = end, start
     with core.db.read() as s:
-        report = ledger.verify(s)
+        report = chain_status(s, str(core.settings.home))
         pg = ledger.page(s, user=filters["user"] or None, case_ref=filters["case"] or None,
                          kind=filters["kind"] or None,
                          since=start.isoformat() if start else None,
@@ -70,7 +71,7 @@ def ledger_page(request: Request, core: Core, caller: Auditor, user: str = "", c
     def link(**cursor: int) -> str:
         return "/ledger?" + urlencode({**kept, **cursor})
 
-    return render(request, "ledger.html", caller, report=report.as_dict(), rows=rows,
+    return render(request, "ledger.html", caller, report=report, rows=rows,
                   filters=filters, kinds=KINDS, error=error, filtered=filtered, page=PAGE,
                   older=link(before=pg.older) if pg.older is not None else None,
                   newer=link(after=pg.newer) if pg.newer is not None else None,

@@ -50,6 +50,8 @@ def test_pages_older_and_newer_keep_the_filter(open_session: Any, seqs: list[int
     newest = seqs[-PAGE:]
     assert _seqs_shown(s.page) == newest  # the newest page, oldest to newest
     expect(s.page.get_by_test_id("newer")).to_have_count(0)
+    expect(s.page.get_by_test_id("chain")).to_contain_text("Chain verified")
+    expect(s.page.get_by_test_id("chain-checked")).to_contain_text("Whole chain walked at")
     with s.page.expect_navigation():
         s.page.get_by_test_id("pager-top").get_by_test_id("older").click()
     assert f"case={CASE}" in s.page.url and f"before={newest[0]}" in s.page.url
