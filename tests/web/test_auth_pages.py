@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 LANDING = {"ivy": "/search", "sue": "/search", "audrey": "/ledger", "root": "/admin"}
-NAV = {"ivy": ["Search", "Searches"], "sue": ["Search", "Searches", "Approvals"],
+NAV = {"ivy": ["Search", "Searches", "Reviews"], "sue": ["Search", "Searches", "Reviews", "Approvals"],
        "audrey": ["Ledger", "Oversight"],
        "root": ["Ingest", "Admin", "Subject rights", "Ledger", "Oversight"]}
 
