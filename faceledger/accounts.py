@@ -1,4 +1,8 @@
-"""Users and API tokens. Tokens are shown once and stored only as SHA-256 hashes."""
+"""Users and API tokens. Tokens are shown once and stored only as SHA-256 hashes.
+
+The functions taking a ``Session`` are the repository; the services the entry layers call
+(``app, principal`` first, one transaction each, their own permission check) are in
+``faceledger.account_services``."""
 
 from __future__ import annotations
 

@@ -112,7 +112,17 @@ def make_bands(cal: CalibrationInfo, possible_fmr: float, likely_fmr: float | No
     if possible_fmr <= likely.fmr:
         raise ValidationError(f"the 'possible' band's FMR ({possible_fmr:g}) must be looser "
                               f"(higher) than the 'likely' band's ({likely.fmr:g})")
-    t, how = threshold_at(rows, possible_fmr)
+    try:
+        t, how = threshold_at(rows, possible_fmr)
+    except ValidationError:
+        # A rate outside this calibration's table (e.g. a data home calibrated before the
+        # table had it): use the closest row and say so, rather than refuse every search.
+        if not rows:
+            raise
+        fmr_used, t = min(rows, key=lambda r: abs(math.log10(r[0]) - math.log10(possible_fmr)))
+        how = (f"closest table row: FMR {possible_fmr:g} is outside this calibration's table; "
+               "run `faceledger calibrate` to add it")
+        possible_fmr = fmr_used
     possible = Edge(min(t, likely.threshold), possible_fmr, how)
     return Bands(cal.id, cal.model_id, cal.dataset, likely, possible,
                  min(floor, possible.threshold))

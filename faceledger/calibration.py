@@ -6,14 +6,19 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from faceledger import ledger
 from faceledger.db.schema import Calibration
-from faceledger.errors import NotFoundError
+from faceledger.errors import FaceledgerError, NotFoundError, ValidationError
+from faceledger.roles import require
+
+if TYPE_CHECKING:
+    from faceledger.accounts import Principal
+    from faceledger.core import Faceledger
 
 
 @dataclass(frozen=True)
@@ -97,3 +102,29 @@ def calibration_at(session: Session, model_id: str, when: datetime) -> Calibrati
 def _info(cal: Calibration) -> CalibrationInfo:
     return CalibrationInfo(cal.id, cal.model_id, cal.threshold, cal.target_fmr,
                            cal.gallery_size, cal.dataset, dict(cal.details or {}))
+
+
+def current_calibration(app: Faceledger, model_id: str) -> CalibrationInfo | None:
+    """The model's active calibration in this data home, if it is initialised and has one.
+    Needs no principal: the threshold in use is shown to anyone evaluating the model."""
+    if not app.db.is_initialised():
+        return None
+    with app.db.read() as s:
+        try:
+            return active_calibration(s, model_id)
+        except FaceledgerError:
+            return None
+
+
+def set_calibration(app: Faceledger, principal: Principal, model_id: str, threshold: float,
+                    target_fmr: float, gallery_size: int | None, dataset: str,
+                    details: dict[str, Any]) -> CalibrationInfo:
+    """Make a new calibration the model's active one (admins); ledgered."""
+    require(principal.role, "calibration.manage", principal.name)
+    if not 0 < target_fmr < 1:
+        raise ValidationError("the target FMR must be between 0 and 1", field="target_fmr")
+    if gallery_size is not None and gallery_size < 1:
+        raise ValidationError("the gallery size must be 1 or more", field="gallery_size")
+    with app.db.write() as s:
+        return _info(add_calibration(s, model_id, threshold, target_fmr, gallery_size,
+                                     dataset, details, actor=principal.name))

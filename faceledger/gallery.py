@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,6 @@ from faceledger.sources import Provenance, SourceItem
 
 if TYPE_CHECKING:
     from faceledger.core import Faceledger
-    from faceledger.ingest import IngestSummary
 
 
 @dataclass(frozen=True)
@@ -49,15 +48,39 @@ def _source(image_id: int, display: str, prov: Provenance) -> ImageSource:
                        captured_at=prov.captured_at, added_at=datetime.now(UTC))
 
 
-def write_batch(
-    app: Faceledger, summary: IngestSummary, collection_id: int, actor: str,
-    images: Sequence[PendingImage], dupes: list[tuple[SourceItem, str, Provenance]],
-    rejects: Sequence[Rejection],
-) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
-    """Write files, then commit rows + one ledger entry in one transaction.
+Duplicate = tuple[SourceItem, str, Provenance]  # (file, sha256, provenance)
+IndexAdd = tuple[str, np.ndarray, np.ndarray, int]  # (model_id, face ids, vectors, version)
 
-    Returns (model_id, face ids, vectors) to add to the index after the commit. Duplicates whose
-    original is not committed yet stay in ``dupes`` for the next batch."""
+
+@dataclass(frozen=True)
+class JobTotals:
+    """An ingest job's running totals before a batch (written to its row with the batch's)."""
+
+    processed: int = 0
+    added: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    faces: int = 0
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one committed batch did, for the ingest service to add to its summary."""
+
+    added: tuple[tuple[str, int], ...] = ()  # (path shown, faces found) per image added
+    duplicates: int = 0  # duplicates resolved, and images a peer had committed meanwhile
+    new_sources: int = 0
+    rejected: int = 0
+    pending: tuple[Duplicate, ...] = ()  # duplicates whose original is not committed yet
+    index_adds: tuple[IndexAdd, ...] = ()  # to add to the vector index after the commit
+
+    @property
+    def faces(self) -> int:
+        return sum(n for _, n in self.added)
+
+
+def write_files(app: Faceledger, images: Sequence[PendingImage]) -> None:
+    """Images and thumbnails to disk (synced) before the rows that point at them."""
     for img in images:
         app.files.put(app.files.image_relpath(img.sha256, img.result.format), img.data,
                       durable=False)
@@ -65,68 +88,94 @@ def write_batch(
             app.files.put(app.files.thumb_relpath(img.sha256, i), result.thumbnail,
                           durable=False)
     if images:
-        app.files.sync()  # files reach the disk before the rows that point at them
-    new_faces: list[Face] = []
-    added: list[dict[str, Any]] = []
+        app.files.sync()
+
+
+def write_batch(
+    app: Faceledger, job_id: int, collection_id: int, actor: str,
+    images: Sequence[PendingImage], dupes: Sequence[Duplicate], rejects: Sequence[Rejection],
+    before: JobTotals,
+) -> BatchResult:
+    """Write files, then commit rows + one ledger entry in one transaction; the job's row gets
+    ``before`` plus this batch. Returns the batch's counts (nothing passed in is changed);
+    duplicates whose original is not committed yet come back as ``pending``."""
+    write_files(app, images)
     with app.db.write() as s:
-        for img in images:
-            if find_image(s, collection_id, img.sha256) is not None:  # committed by a peer
-                summary.duplicates += 1
-                continue
-            row = Image(collection_id=collection_id, sha256=img.sha256,
-                        stored_path=app.files.image_relpath(img.sha256, img.result.format),
-                        width=img.result.width, height=img.result.height,
-                        bytes=len(img.data), format=img.result.format,
-                        ingested_at=datetime.now(UTC), job_id=summary.job_id)
-            s.add(row)
-            s.flush()
-            s.add(_source(row.id, img.display, img.provenance))
-            for i, fr in enumerate(img.result.faces):
-                face = Face(image_id=row.id, collection_id=collection_id, face_index=i,
-                            box=fr.box.as_list(), landmarks=[list(p) for p in fr.landmarks],
-                            quality=fr.quality.as_dict(), model_id=fr.embedding.model_id,
-                            embedding=fr.embedding.to_bytes(),
-                            thumbnail_path=app.files.thumb_relpath(img.sha256, i))
-                s.add(face)
-                new_faces.append(face)
-            summary.added += 1
-            summary.faces += len(img.result.faces)
-            summary.count_image(img.display, len(img.result.faces))
-            added.append({"sha256": img.sha256, "faces": len(img.result.faces)})
-        s.flush()
+        added, new_faces = _insert_images(app, s, job_id, collection_id, images)
+        shown = [(img.display, len(img.result.faces)) for img in added]
+        peer_dupes = len(images) - len(added)
         version = bump_faces_version(s, collection_id) if new_faces else 0
-        pending: list[tuple[SourceItem, str, Provenance]] = []
-        new_sources = 0
-        for item, sha, prov in dupes:
-            row2 = find_image(s, collection_id, sha)
-            if row2 is None:
-                pending.append((item, sha, prov))
-                continue
-            summary.duplicates += 1
-            key = source_key(prov, item.display)
-            if not any(src.source_key == key for src in row2.sources):
-                s.add(_source(row2.id, item.display, prov))
-                new_sources += 1
-        summary.new_sources += new_sources
+        pending, resolved, new_sources = _add_sources(s, collection_id, dupes)
         for r in rejects:
             s.add(r)
-        summary.rejected += len(rejects)
-        job = s.get(IngestJob, summary.job_id)
+        result = BatchResult(added=tuple(shown), duplicates=peer_dupes + resolved,
+                             new_sources=new_sources, rejected=len(rejects),
+                             pending=tuple(pending))
+        job = s.get(IngestJob, job_id)
         assert job is not None
-        job.processed = summary.processed
-        job.added, job.duplicates = summary.added, summary.duplicates
-        job.rejected, job.faces = summary.rejected, summary.faces
+        job.processed = before.processed
+        job.added, job.duplicates = before.added + len(shown), before.duplicates + result.duplicates
+        job.rejected, job.faces = before.rejected + len(rejects), before.faces + result.faces
         ledger.append(s, "ingest.batch", {
-            "job": summary.job_id, "collection_id": collection_id, "images": added,
-            "faces": sum(a["faces"] for a in added), "duplicates": len(dupes) - len(pending),
-            "new_sources": new_sources,
+            "job": job_id, "collection_id": collection_id,
+            "images": [{"sha256": img.sha256, "faces": len(img.result.faces)} for img in added],
+            "faces": result.faces, "duplicates": resolved, "new_sources": new_sources,
             "rejected": [{"path": r.path, "code": r.code} for r in rejects],
         }, actor=actor)
-    dupes[:] = pending
+    return replace(result, index_adds=tuple(_index_adds(new_faces, version)))
+
+
+def _insert_images(app: Faceledger, s: Session, job_id: int, collection_id: int,
+                   images: Sequence[PendingImage]) -> tuple[list[PendingImage], list[Face]]:
+    """Rows for the images a peer has not committed meanwhile: (those added, their faces)."""
+    added: list[PendingImage] = []
+    new_faces: list[Face] = []
+    for img in images:
+        if find_image(s, collection_id, img.sha256) is not None:  # committed by a peer
+            continue
+        row = Image(collection_id=collection_id, sha256=img.sha256,
+                    stored_path=app.files.image_relpath(img.sha256, img.result.format),
+                    width=img.result.width, height=img.result.height,
+                    bytes=len(img.data), format=img.result.format,
+                    ingested_at=datetime.now(UTC), job_id=job_id)
+        s.add(row)
+        s.flush()
+        s.add(_source(row.id, img.display, img.provenance))
+        for i, fr in enumerate(img.result.faces):
+            face = Face(image_id=row.id, collection_id=collection_id, face_index=i,
+                        box=fr.box.as_list(), landmarks=[list(p) for p in fr.landmarks],
+                        quality=fr.quality.as_dict(), model_id=fr.embedding.model_id,
+                        embedding=fr.embedding.to_bytes(),
+                        thumbnail_path=app.files.thumb_relpath(img.sha256, i))
+            s.add(face)
+            new_faces.append(face)
+        added.append(img)
+    s.flush()
+    return added, new_faces
+
+
+def _add_sources(s: Session, collection_id: int, dupes: Sequence[Duplicate]
+                 ) -> tuple[list[Duplicate], int, int]:
+    """New sources for duplicates of committed images: (pending, resolved, new sources)."""
+    pending: list[Duplicate] = []
+    new_sources = 0
+    for item, sha, prov in dupes:
+        row = find_image(s, collection_id, sha)
+        if row is None:
+            pending.append((item, sha, prov))
+            continue
+        key = source_key(prov, item.display)
+        if not any(src.source_key == key for src in row.sources):
+            s.add(_source(row.id, item.display, prov))
+            new_sources += 1
+    return pending, len(dupes) - len(pending), new_sources
+
+
+def _index_adds(new_faces: Sequence[Face], version: int) -> list[IndexAdd]:
     by_model: dict[str, list[Face]] = {}
     for f in new_faces:
         by_model.setdefault(f.model_id, []).append(f)
-    out = []
+    out: list[IndexAdd] = []
     for model_id, faces in by_model.items():
         ids = np.asarray([f.id for f in faces], dtype=np.int64)
         vecs = np.frombuffer(b"".join(f.embedding for f in faces), dtype="<f4").reshape(-1, 128)

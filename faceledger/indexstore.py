@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select
 
+from faceledger.accounts import Principal
+from faceledger.collections import get_collection, list_collections
 from faceledger.db.engine import Database
 from faceledger.db.schema import Face
 from faceledger.embed import check_same_model
 from faceledger.gallery import faces_version
 from faceledger.index import HnswIndex, IvfIndex, VectorIndex, build_index, load_index
 from faceledger.index.faiss_hnsw import DEFAULT_EF_SEARCH
+from faceledger.roles import require
+
+if TYPE_CHECKING:
+    from faceledger.core import Faceledger
 
 DIM = 128
 READ_BATCH = 10_000  # rows per fetch when loading a collection's embeddings
@@ -198,3 +204,34 @@ class IndexStore:
         index = self.get(model_id, collection_id)
         scores, ids = index.search(vector.reshape(1, -1), k, model_id=model_id)
         return scores[0], ids[0]
+
+
+# --- services ------------------------------------------------------------------------------
+
+def index_status(app: Faceledger, principal: Principal) -> list[dict[str, Any]]:
+    """Each collection's index for the model in use: kind and size, beside the database's."""
+    require(principal.role, "collections.read", principal.name)
+    with app.db.read() as s:
+        rows = list_collections(s)
+    out = []
+    for r in rows:
+        idx = app.indexes.get(app.model_id, r["id"])
+        out.append({"collection": r["name"], "faces_in_db": r["faces"],
+                    "faces_in_index": idx.count(), "kind": type(idx).__name__,
+                    "model_id": idx.model_id})
+    return out
+
+
+def index_rebuild(app: Faceledger, principal: Principal, collection: str | None = None
+                  ) -> list[dict[str, Any]]:
+    """Recreate the index of one collection (or of all) from the database, the source of
+    truth: [{collection, faces, kind}]."""
+    require(principal.role, "index.manage", principal.name)
+    with app.db.read() as s:
+        targets = ([(c.id, c.name) for c in [get_collection(s, collection)]] if collection
+                   else [(r["id"], r["name"]) for r in list_collections(s)])
+    out = []
+    for cid, name in targets:
+        idx = app.indexes.rebuild(app.model_id, cid)
+        out.append({"collection": name, "faces": idx.count(), "kind": type(idx).__name__})
+    return out

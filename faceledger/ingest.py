@@ -27,8 +27,8 @@ from faceledger.accounts import Principal
 from faceledger.collections import get_collection
 from faceledger.core import Faceledger
 from faceledger.db.schema import IngestJob, Rejection
-from faceledger.errors import FaceledgerError
-from faceledger.gallery import PendingImage, find_image, write_batch
+from faceledger.errors import FaceledgerError, ValidationError
+from faceledger.gallery import BatchResult, JobTotals, PendingImage, find_image, write_batch
 from faceledger.optout import optout_threshold, templates
 from faceledger.pipeline import FacePipeline, ImageResult
 from faceledger.roles import require
@@ -90,6 +90,21 @@ class IngestSummary:
         else:
             self.images_several_faces += 1
 
+    def totals(self) -> JobTotals:
+        """The running totals a job's row records."""
+        return JobTotals(processed=self.processed, added=self.added,
+                         duplicates=self.duplicates, rejected=self.rejected, faces=self.faces)
+
+    def apply(self, batch: BatchResult) -> None:
+        """Add a committed batch's counts."""
+        for display, faces in batch.added:
+            self.added += 1
+            self.faces += faces
+            self.count_image(display, faces)
+        self.duplicates += batch.duplicates
+        self.new_sources += batch.new_sources
+        self.rejected += batch.rejected
+
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["rejections"], d["no_face_images"] = list(self.rejections), list(self.no_face_images)
@@ -119,6 +134,13 @@ def _pid_alive(pid: int) -> bool:
     return pid != os.getpid()
 
 
+def collection_name(collection: str) -> str:
+    """The input rule for an ingest's target collection: named (ValidationError if blank)."""
+    if not collection.strip():
+        raise ValidationError("choose the collection to add the photos to")
+    return collection.strip()
+
+
 @dataclass
 class PreparedJob:
     summary: IngestSummary
@@ -142,6 +164,7 @@ class Ingest:
                 ) -> PreparedJob:
         """Validate the request, list the files and open the job (ledgered)."""
         app = self.app
+        collection = collection_name(collection)
         with app.db.read() as s:
             col = get_collection(s, collection)
             col_id, col_name = col.id, col.name
@@ -360,9 +383,11 @@ class _Batch:
     def commit(self) -> None:
         if not (self.images or self.dupes or self.rejects):
             return
-        added_faces = write_batch(self.app, self.summary, self.collection_id, self.actor,
-                                  self.images, self.dupes, self.rejects)
-        for model_id, ids, vecs, version in added_faces:
+        result = write_batch(self.app, self.summary.job_id, self.collection_id, self.actor,
+                             self.images, self.dupes, self.rejects, self.summary.totals())
+        self.summary.apply(result)
+        for model_id, ids, vecs, version in result.index_adds:
             self.app.indexes.add(model_id, self.collection_id, ids, vecs, version)
-        self.images, self.rejects = [], []  # unresolved dupes stay for the next commit
+        self.images, self.rejects = [], []
+        self.dupes = list(result.pending)  # unresolved dupes stay for the next commit
         self.last_commit = time.monotonic()

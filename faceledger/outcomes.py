@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from sqlalchemy import select
@@ -9,21 +10,41 @@ from sqlalchemy.orm import Session
 
 from faceledger import ledger
 from faceledger.accounts import Principal
+from faceledger.core import Faceledger
 from faceledger.db.schema import Outcome, Search
 from faceledger.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from faceledger.roles import Role, require
 
 RESULTS = ("no_match", "lead_pursued", "identification_confirmed", "arrest", "charge",
            "no_further_action")
+NOTE_MAX = 2000
 
 
-def record_outcome(session: Session, principal: Principal, search_id: int, result: str,
-                   note: str = "", on: date | None = None) -> Outcome:
+@dataclass(frozen=True)
+class OutcomeRecord:
+    search_id: int
+    result: str
+    date: date
+    ledger_seq: int
+
+
+def record_outcome(app: Faceledger, principal: Principal, search_id: int, result: str,
+                   note: str = "", on: date | None = None) -> OutcomeRecord:
+    """Record what a search led to (on ``on``, default today; never a future day)."""
     require(principal.role, "outcomes.write", principal.name)
     if result not in RESULTS:
         raise ValidationError(f"outcome must be one of: {', '.join(RESULTS)}")
-    if len(note) > 2000:
-        raise ValidationError("note is too long (2000 characters at most)")
+    if len(note) > NOTE_MAX:
+        raise ValidationError(f"note is too long ({NOTE_MAX} characters at most)")
+    if on is not None and on > date.today():
+        raise ValidationError("the outcome date cannot be in the future")
+    with app.db.write() as s:
+        row = _add(s, principal, search_id, result, note, on)
+        return OutcomeRecord(search_id, row.result, row.outcome_date.date(), row.ledger_seq)
+
+
+def _add(session: Session, principal: Principal, search_id: int, result: str, note: str,
+         on: date | None) -> Outcome:
     search = session.get(Search, search_id)
     if search is None:
         raise NotFoundError(f"no search {search_id}")

@@ -141,7 +141,11 @@ def _refuse(rule: str, message: str) -> PolicyRefusal:
 
 def check_search(session: Session, policy: Policy, principal: Principal, req: SearchRequest,
                  collections: list[str]) -> list[str]:
-    """Raise PolicyRefusal, or return the names of approval rules the search must pass."""
+    """Raise PolicyRefusal, or return the names of approval rules the search must pass.
+
+    The search service runs this inside the write transaction that records the search (and
+    once before, in a read, to refuse early): the quota count and the row it guards commit
+    together, so concurrent searches cannot all pass a quota."""
     if not allowed(principal.role, "search"):
         raise _refuse("roles.search", f"role {principal.role!r} may not search faces")
     if req.purpose not in policy.purposes:

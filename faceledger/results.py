@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from faceledger import ledger
 from faceledger.accounts import Principal
 from faceledger.bands import bands_at, duplicate_marks
+from faceledger.core import Faceledger
 from faceledger.db.engine import Database
 from faceledger.db.schema import LedgerEntry, Review, Search
 from faceledger.errors import NotFoundError, ValidationError
@@ -23,6 +24,7 @@ from faceledger.roles import Role, require
 from faceledger.settings import Settings
 
 DECISIONS = ("confirmed", "rejected")
+NOTE_MAX = 2000
 
 
 @dataclass(frozen=True)
@@ -34,22 +36,41 @@ class CandidateState:
     repeat: bool = False  # review() only: the verdict repeated the person's own latest one
 
 
-def get_search(session: Session, principal: Principal, search_id: int) -> Search:
-    require(principal.role, "searches.read", principal.name)
+def search_row(session: Session, search_id: int) -> Search:
     row = session.get(Search, search_id)
     if row is None:
         raise NotFoundError(f"no search {search_id}")
     return row
 
 
-def list_searches(session: Session, principal: Principal, limit: int = 50,
-                  mine: bool = True) -> list[Search]:
-    """The caller's searches (supervisors may list everyone's)."""
+@dataclass(frozen=True)
+class SearchSummary:
+    """A line of the list of searches (the API's listing omits ``status``)."""
+
+    id: int
+    user: str
+    case: str
+    purpose: str
+    offence: str
+    mode: str
+    results: int
+    status: str  # done | pending | refused
+    started_at: str  # ISO 8601
+    ledger_seq: int
+
+
+def list_searches(app: Faceledger, principal: Principal, limit: int = 50,
+                  mine: bool = True) -> list[SearchSummary]:
+    """The caller's searches, newest first (supervisors may list everyone's); ``limit`` is
+    kept within 1-500."""
     require(principal.role, "searches.read", principal.name)
-    q = select(Search).order_by(Search.id.desc()).limit(limit)
+    q = select(Search).order_by(Search.id.desc()).limit(min(max(limit, 1), 500))
     if mine or principal.role != Role.supervisor:
         q = q.where(Search.user_id == principal.user_id)
-    return list(session.execute(q).scalars())
+    with app.db.read() as s:
+        return [SearchSummary(r.id, r.user.name, r.case_ref, r.purpose, r.offence, r.mode,
+                              r.result_count, r.status, r.started_at.isoformat(), r.ledger_seq)
+                for r in s.execute(q).scalars()]
 
 
 def stored_candidates(session: Session, search: Search) -> list[dict[str, Any]]:
@@ -98,15 +119,13 @@ def states(session: Session, search_id: int) -> dict[int, CandidateState]:
     return {face_id: st for (_, face_id), st in fold_reviews(rows).items()}
 
 
-def search_detail(session: Session, principal: Principal, search_id: int,
-                  settings: Settings | None = None) -> dict[str, Any]:
+def detail_of(session: Session, s: Search, settings: Settings) -> dict[str, Any]:
     """A search as stored, each candidate with its band (from the calibration in force when
     the search ran, and ``settings``' band rates) and its probe-image/duplicate marks."""
-    s = get_search(session, principal, search_id)
     cands = stored_candidates(session, s)
     faces = faces_with_provenance(session, [c["face_id"] for c in cands])
     st = states(session, s.id)
-    bands = bands_at(session, s.model_id, s.finished_at or s.started_at, settings or Settings())
+    bands = bands_at(session, s.model_id, s.finished_at or s.started_at, settings)
     rows = []
     for c in cands:
         f = faces.get(c["face_id"])
@@ -148,6 +167,15 @@ def search_detail(session: Session, principal: Principal, search_id: int,
             "candidates": rows}
 
 
+def search_detail(app: Faceledger, principal: Principal, search_id: int) -> dict[str, Any]:
+    """A search as stored (see ``_detail``); opening someone else's is ledgered."""
+    require(principal.role, "searches.read", principal.name)
+    with app.db.read() as s:
+        detail = detail_of(s, search_row(s, search_id), app.settings)
+    note_view(app.db, principal, detail)
+    return detail
+
+
 def note_view(db: Database, principal: Principal, detail: dict[str, Any]) -> None:
     """Opening someone else's search (results, compare view) is itself ledgered."""
     if detail["user"] == principal.name:
@@ -159,17 +187,23 @@ def note_view(db: Database, principal: Principal, detail: dict[str, Any]) -> Non
                       actor=principal.name, case_ref=detail["case"])
 
 
-def review(session: Session, principal: Principal, search_id: int, face_id: int,
+def review(app: Faceledger, principal: Principal, search_id: int, face_id: int,
            decision: str, note: str) -> CandidateState:
+    """Confirm or reject a candidate; its state after. The checks and the write share one
+    write transaction (BEGIN IMMEDIATE), so one verdict per person holds under concurrency."""
     require(principal.role, "reviews.write", principal.name)
     if decision not in DECISIONS:
         raise ValidationError("decision must be 'confirmed' or 'rejected'")
-    if len(note) > 2000:
-        raise ValidationError("note is too long (2000 characters at most)")
+    if len(note) > NOTE_MAX:
+        raise ValidationError(f"note is too long ({NOTE_MAX} characters at most)")
+    with app.db.write() as s:
+        return _review(s, principal, search_id, face_id, decision, note)
+
+
+def _review(session: Session, principal: Principal, search_id: int, face_id: int,
+            decision: str, note: str) -> CandidateState:
     # Reviewers need not be the searcher, but must be allowed to see the search.
-    s = session.get(Search, search_id)
-    if s is None:
-        raise NotFoundError(f"no search {search_id}")
+    s = search_row(session, search_id)
     if face_id not in {c["face_id"] for c in stored_candidates(session, s)}:
         raise NotFoundError(f"face {face_id} is not a candidate of search {search_id}")
     # One verdict per person: repeating one's own latest verdict records nothing (no second

@@ -4,15 +4,16 @@ Result sets live in the search's ledger entry; purging redacts that field (ledge
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from faceledger import ledger
 from faceledger.accounts import Principal
 from faceledger.core import Faceledger
 from faceledger.db.schema import Search
 from faceledger.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from faceledger.policy import Policy
 from faceledger.roles import Role, require
 
 
@@ -20,61 +21,69 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def purge_search(app: Faceledger, search_id: int, reason: str, actor: str | None,
-                 probe: bool = True, results: bool = True) -> None:
-    """Remove a search's probe image/template and/or its result set; ledgered."""
+def _purge(s: Session, row: Search, reason: str, actor: str | None, probe: bool = True,
+           results: bool = True) -> str | None:
+    """Remove a search's probe image/template and/or its result set, in the caller's write
+    transaction; ledgered. Returns the probe file to delete once that commits, if any."""
     delete_file: str | None = None
-    with app.db.write() as s:
-        row = s.get(Search, search_id)
-        if row is None:
-            raise NotFoundError(f"no search {search_id}")
-        now = datetime.now(UTC)
-        if probe and row.probe_purged_at is None:
-            delete_file = row.probe_path
-            row.probe_path, row.probe_embedding, row.probe_purged_at = None, None, now
-            ledger.append(s, "retention.probe_purged", {"search_id": row.id, "reason": reason},
-                          actor=actor, case_ref=row.case_ref)
-        if results and row.results_purged_at is None and row.status == "done":
-            ledger.redact(s, row.ledger_seq, ["candidates"], reason, actor)
-            row.results_purged_at = now
-        if delete_file:
-            still_used = s.execute(select(Search.id).where(
-                Search.probe_path == delete_file, Search.id != row.id)).first()
-            if still_used:
-                delete_file = None
-    if delete_file:
-        app.files.delete(delete_file)
+    now = datetime.now(UTC)
+    if probe and row.probe_purged_at is None:
+        delete_file = row.probe_path
+        row.probe_path, row.probe_embedding, row.probe_purged_at = None, None, now
+        ledger.append(s, "retention.probe_purged", {"search_id": row.id, "reason": reason},
+                      actor=actor, case_ref=row.case_ref)
+    if results and row.results_purged_at is None and row.status == "done":
+        ledger.redact(s, row.ledger_seq, ["candidates"], reason, actor)
+        row.results_purged_at = now
+    if delete_file and s.execute(select(Search.id).where(
+            Search.probe_path == delete_file, Search.id != row.id)).first():
+        delete_file = None  # another search holds the same probe
+    return delete_file
 
 
-def run_retention(app: Faceledger, actor: str | None = None,
-                  now: datetime | None = None) -> dict[str, Any]:
-    """Apply the policy's retention periods and the urgent-authorisation window."""
+def _due(row: Search, policy: Policy, now: datetime) -> list[tuple[str, str, bool, bool]]:
+    """What the policy says is due for this search: (list, reason, probe?, results?)."""
+    if (row.urgent and not row.authorisation_ref and row.auth_deadline is not None
+            and _aware(row.auth_deadline) < now):
+        return [("unauthorised", "authorisation reference not added within the urgent "
+                 f"window ({policy.authorisation.urgent_window_hours:g} h)", True, True)]
+    started = _aware(row.started_at)
+    due = []
+    days_p, days_r = policy.retention.probe_images_days, policy.retention.result_sets_days
+    if (days_p is not None and row.probe_purged_at is None
+            and started < now - timedelta(days=days_p)):
+        due.append(("probes", f"probe retention ({days_p:g} days)", True, False))
+    if (days_r is not None and row.results_purged_at is None and row.status == "done"
+            and started < now - timedelta(days=days_r)):
+        due.append(("results", f"result-set retention ({days_r:g} days)", False, True))
+    return due
+
+
+def run_retention(app: Faceledger, principal: Principal,
+                  now: datetime | None = None) -> dict[str, list[int]]:
+    """Apply the policy's retention periods and the urgent-authorisation window. Each search
+    is re-read, judged and purged in one write transaction, so an authorisation added
+    meanwhile is seen."""
+    require(principal.role, "retention.run", principal.name)
     policy = app.policy()
     now = now or datetime.now(UTC)
     done: dict[str, list[int]] = {"probes": [], "results": [], "unauthorised": []}
     with app.db.read() as s:
-        rows = s.execute(select(Search).where(
-            (Search.probe_purged_at.is_(None)) | (Search.results_purged_at.is_(None)))).scalars(
-        ).all()
-    for row in rows:
-        started = _aware(row.started_at)
-        if (row.urgent and not row.authorisation_ref and row.auth_deadline is not None
-                and _aware(row.auth_deadline) < now):
-            purge_search(app, row.id, "authorisation reference not added within the urgent "
-                         f"window ({policy.authorisation.urgent_window_hours:g} h)", actor)
-            done["unauthorised"].append(row.id)
-            continue
-        days_p, days_r = policy.retention.probe_images_days, policy.retention.result_sets_days
-        if (days_p is not None and row.probe_purged_at is None
-                and started < now - timedelta(days=days_p)):
-            purge_search(app, row.id, f"probe retention ({days_p:g} days)", actor,
-                         results=False)
-            done["probes"].append(row.id)
-        if (days_r is not None and row.results_purged_at is None and row.status == "done"
-                and started < now - timedelta(days=days_r)):
-            purge_search(app, row.id, f"result-set retention ({days_r:g} days)", actor,
-                         probe=False)
-            done["results"].append(row.id)
+        ids = list(s.execute(select(Search.id).where(
+            (Search.probe_purged_at.is_(None)) | (Search.results_purged_at.is_(None)))
+            .order_by(Search.id)).scalars())
+    for search_id in ids:
+        files: list[str] = []
+        with app.db.write() as s:
+            row = s.get(Search, search_id)
+            if row is None:  # erased meanwhile
+                continue
+            for what, reason, probe, results in _due(row, policy, now):
+                if (file := _purge(s, row, reason, principal.name, probe, results)):
+                    files.append(file)
+                done[what].append(search_id)
+        for rel in files:
+            app.files.delete(rel)
     return done
 
 
@@ -82,6 +91,8 @@ def add_authorisation(app: Faceledger, principal: Principal, search_id: int, ref
     """Add the authorisation reference an urgent search went ahead without."""
     if not ref.strip():
         raise ValidationError("give the authorisation reference")
+    if len(ref.strip()) > 200:
+        raise ValidationError("the authorisation reference is too long (200 characters at most)")
     require(principal.role, "searches.read", principal.name)
     with app.db.write() as s:
         row = s.get(Search, search_id)

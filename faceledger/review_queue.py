@@ -13,11 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from faceledger.accounts import Principal
+from faceledger.core import Faceledger
 from faceledger.db.engine import Database
 from faceledger.db.schema import Face, Review, Search
+from faceledger.errors import FaceledgerError
 from faceledger.results import fold_reviews, note_view, stored_candidates
 from faceledger.roles import Role, require
 
@@ -61,16 +64,35 @@ def _pending(session: Session, principal: Principal) -> list[tuple[int, int, str
     return [(sid, fid, who, last[(sid, fid, who)]) for sid, fid, who in once if fid in alive]
 
 
-def waiting_count(session: Session, principal: Principal) -> int:
-    """How many candidates wait for this viewer's confirmation (0 for roles that cannot review)."""
+def waiting_count(app: Faceledger, principal: Principal) -> int:
+    """How many candidates wait for this viewer's confirmation (0 for roles that cannot review;
+    any signed-in user may ask)."""
     if principal.role not in (Role.investigator, Role.supervisor):
         return 0
-    return sum(who != principal.name for _, _, who, _ in _pending(session, principal))
+    with app.db.read() as s:
+        return sum(who != principal.name for _, _, who, _ in _pending(s, principal))
 
 
-def waiting(session: Session, principal: Principal) -> list[Waiting]:
-    """The queue, oldest confirmation first; the viewer's own confirmations last."""
+def nav_count(app: Faceledger, principal: Principal) -> int | None:
+    """``waiting_count`` for the navigation: None when it cannot be had (a count is a hint;
+    the page itself still renders)."""
+    try:
+        return waiting_count(app, principal)
+    except (SQLAlchemyError, FaceledgerError):
+        return None
+
+
+def waiting(app: Faceledger, principal: Principal) -> list[Waiting]:
+    """The queue, oldest confirmation first; the viewer's own confirmations last. Showing it
+    ledgers the look at other people's searches."""
     require(principal.role, "reviews.write", principal.name)
+    with app.db.read() as s:
+        items = _waiting(s, principal)
+    _note_views(app.db, principal, items)
+    return items
+
+
+def _waiting(session: Session, principal: Principal) -> list[Waiting]:
     out: list[Waiting] = []
     searches: dict[int, tuple[Search, dict[int, dict[str, Any]]]] = {}
     for sid, fid, who, r in _pending(session, principal):
@@ -87,7 +109,7 @@ def waiting(session: Session, principal: Principal) -> list[Waiting]:
     return out
 
 
-def note_views(db: Database, principal: Principal, items: list[Waiting]) -> None:
+def _note_views(db: Database, principal: Principal, items: list[Waiting]) -> None:
     """Ledger the queue's look at other people's searches (``search.viewed``, once each)."""
     others = {w.search_id: w for w in items if w.searcher != principal.name}
     for w in others.values():

@@ -16,6 +16,7 @@ class Role(StrEnum):
 
 
 PERMISSIONS: dict[str, frozenset[Role]] = {
+    "signed_in": frozenset(Role),  # any signed-in user: own account, sign-out, models in use
     "search": frozenset({Role.investigator, Role.supervisor}),
     "faces.read": frozenset({Role.investigator, Role.supervisor}),
     "searches.read": frozenset({Role.investigator, Role.supervisor}),  # own; supervisors: all
@@ -41,6 +42,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 # What each permission lets a person do, in plain words ("Only admins can <this>."). Error pages,
 # API problems and CLI messages explain a refusal with these, never with the permission's name.
 ACTIONS: dict[str, str] = {
+    "signed_in": "use faceledger while signed in",
     "search": "run face searches",
     "faces.read": "see faces and photos",
     "searches.read": "see searches and their results",

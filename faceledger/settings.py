@@ -46,8 +46,9 @@ class Settings(BaseSettings):
 
     # Result bands (faceledger/bands.py): thresholds come from the calibration's FMR table
     band_possible_fmr: float = Field(
-        default=1e-4, gt=0, lt=1, description="Per-comparison FMR of the 'possible' band's "
-        "threshold (looked up, or interpolated, in the active calibration's table).")
+        default=1e-3, gt=0, lt=1, description="Per-comparison FMR of the 'possible' band's "
+        "threshold (looked up, or interpolated, in the active calibration's table; the closest "
+        "row, said so in the result, when the table lacks it).")
     band_likely_fmr: float | None = Field(
         default=None, gt=0, lt=1, description="FMR of the 'likely same person' band (default: "
         "the identify threshold's own FMR).")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,12 +15,14 @@ from faceledger.core import Faceledger
 from faceledger.db.schema import Face, Image, LedgerEntry, Search
 from faceledger.embed import Embedding
 from faceledger.errors import NoFaceError, NotFoundError, ValidationError
-from faceledger.gallery import bump_faces_version
+from faceledger.gallery import bump_faces_version, faces_with_provenance
 from faceledger.match import resolve_collections
 from faceledger.optout import add_optout, optout_threshold
 from faceledger.outcomes import latest_outcome
 from faceledger.probefaces import choose_face, faces_json
 from faceledger.roles import require
+
+REFERENCE_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,23 @@ class FoundFace:
     collection: str
     similarity: float
     thumbnail_path: str
+    source_url: str | None = None  # the image's first source (erasure preview only)
+    original_path: str | None = None
+
+
+def check_reference(reference: str) -> str:
+    """The request's reference, stripped: at most 200 characters (CLI, API and web alike)."""
+    ref = reference.strip()
+    if len(ref) > REFERENCE_MAX:
+        raise ValidationError(f"the reference is too long ({REFERENCE_MAX} characters at most)",
+                              field="reference")
+    return ref
+
+
+def check_face_number(face: int | None) -> None:
+    """Face numbers are 1, 2, … left to right; None: the photo's only face."""
+    if face is not None and face < 1:
+        raise ValidationError("face numbers start at 1", field="face")
 
 
 def photo_faces(app: Faceledger, principal: Principal, photo: bytes) -> dict[str, Any]:
@@ -47,6 +66,7 @@ def photo_faces(app: Faceledger, principal: Principal, photo: bytes) -> dict[str
 def subject_embedding(app: Faceledger, photo: bytes, face: int | None) -> Embedding:
     """The embedding of the subject's face number ``face`` (1, 2, … left to right; None: the
     only face). Only that face is aligned and embedded."""
+    check_face_number(face)
     pipe = app.pipeline()
     image = pipe.decode(photo)
     detections = pipe.detect(image)
@@ -74,16 +94,38 @@ def find_faces(app: Faceledger, query: Embedding, k: int = 500) -> list[FoundFac
             for sc, fid, name in sorted(hits, reverse=True) if fid in faces]
 
 
+def erase_preview(app: Faceledger, principal: Principal, photo: bytes,
+                  face: int | None = None, *, reference: str | None = None) -> list[FoundFace]:
+    """The faces an erasure would remove (most similar first), each with its image's first
+    source, for the operator to confirm. Reads only; nothing is ledgered or kept. A
+    ``reference`` given now (the erasure's) is checked before anything is compared."""
+    require(principal.role, "subjects.manage", principal.name)
+    if reference is not None:
+        check_reference(reference)
+    hits = find_faces(app, subject_embedding(app, photo, face))
+    with app.db.read() as s:
+        prov = faces_with_provenance(s, [h.face_id for h in hits])
+        out = []
+        for h in hits:
+            f = prov.get(h.face_id)
+            src = f.image.sources[0] if f is not None and f.image.sources else None
+            out.append(replace(h, source_url=src.source_url if src else None,
+                               original_path=src.original_path if src else None))
+    return out
+
+
 def optout(app: Faceledger, principal: Principal, photo: bytes, reference: str,
            face: int | None = None) -> int:
     require(principal.role, "subjects.manage", principal.name)
-    return add_optout(app, principal, subject_embedding(app, photo, face), reference)
+    ref = check_reference(reference)
+    return add_optout(app, principal, subject_embedding(app, photo, face), ref)
 
 
 def erase(app: Faceledger, principal: Principal, face_ids: list[int], reference: str
           ) -> dict[str, Any]:
     """Delete the images holding these faces: rows, files, thumbnails, vectors. Ledgered."""
     require(principal.role, "subjects.manage", principal.name)
+    reference = check_reference(reference)
     if not face_ids:
         raise ValidationError("no face was chosen: choose (tick) each face to erase; nothing "
                               "was erased")

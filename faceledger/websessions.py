@@ -5,15 +5,21 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from faceledger import ledger
 from faceledger.accounts import Principal
 from faceledger.db.schema import User, WebSession
-from faceledger.errors import AuthenticationError
+from faceledger.errors import AuthenticationError, FaceledgerError
 from faceledger.passwords import verify_password
+from faceledger.roles import require
+
+if TYPE_CHECKING:
+    from faceledger.core import Faceledger
 
 
 def _hash(session_id: str) -> str:
@@ -57,3 +63,41 @@ def resolve(session: Session, sid: str | None) -> tuple[Principal, str] | None:
 
 def sign_out(session: Session, sid: str) -> None:
     session.execute(delete(WebSession).where(WebSession.id_hash == _hash(sid)))
+
+
+# --- services (one transaction each; the web pages and the API's cookie check call these) ----
+
+def open_session(app: Faceledger, name: str, password: str) -> tuple[str, str]:
+    """Sign in: (session id for the cookie, CSRF token). A failure is ledgered (and committed)
+    before the AuthenticationError reaches the caller."""
+    failure: AuthenticationError | None = None
+    with app.db.write() as s:
+        try:
+            return sign_in(s, name.strip(), password, app.settings.session_hours)
+        except AuthenticationError as exc:
+            failure = exc
+    raise failure
+
+
+def session_of(app: Faceledger, sid: str | None) -> tuple[Principal, str] | None:
+    """The principal and CSRF token of a live web session, or None."""
+    if not sid:
+        return None
+    with app.db.read() as s:
+        return resolve(s, sid)
+
+
+def session_of_quietly(app: Faceledger, sid: str | None) -> tuple[Principal, str] | None:
+    """``session_of`` for the error page's nav bar: any failure (no database yet) is None."""
+    try:
+        return session_of(app, sid)
+    except (SQLAlchemyError, FaceledgerError):
+        return None
+
+
+def close_session(app: Faceledger, principal: Principal, sid: str | None) -> None:
+    """Sign out: end this web session."""
+    require(principal.role, "signed_in", principal.name)
+    if sid:
+        with app.db.write() as s:
+            sign_out(s, sid)

@@ -198,7 +198,7 @@ def test_job_status_reports_stage_faces_and_warnings(world: World, tmp_path: Pat
     try:
         job_id = runner.submit(world.admin, tmp_path / "in", "gallery", manifest)
         assert loading.wait(30)
-        live = runner.status(job_id)
+        live = runner.status(world.admin, job_id)
         assert (live["status"], live["stage"], live["processed"]) == ("running",
                                                                       "loading models", 0)
         assert [w["path"] for w in live["warnings"]] == ["gone/missing.jpg"]
@@ -207,16 +207,20 @@ def test_job_status_reports_stage_faces_and_warnings(world: World, tmp_path: Pat
     finally:
         release.set()
         runner.shutdown()
-    done = runner.status(job_id)
+    done = runner.status(world.admin, job_id)
     assert (done["status"], done["stage"]) == ("done", "done")
     assert (done["images_no_face"], done["images_one_face"],
             done["images_several_faces"]) == (1, 1, 1)
     assert [Path(p).name for p in done["no_face_images"]] == ["noise.png"]
     assert done["rejected"] == 0 and done["rejections"] == []
     assert done["warnings"][0]["reason"].endswith("gone/missing.jpg matches no file in this ingest")
-    listed = runner.recent()[0]  # the listing skips the per-image tally of finished jobs
+    listed = runner.recent(world.admin)[0]  # the listing skips the per-image tally of finished jobs
     assert listed["id"] == job_id and listed["images_no_face"] is None
     assert listed["warnings"] == done["warnings"]
+    with pytest.raises(PermissionDeniedError):  # the runner checks "jobs.read" itself
+        runner.status(world.investigator, job_id)
+    with pytest.raises(PermissionDeniedError):
+        runner.recent(world.investigator)
 
 
 # --- issue 10 part 13: Netpbm and other images recognised by content ---

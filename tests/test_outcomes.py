@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,10 +19,10 @@ def test_outcomes_recorded_latest_counts_and_ledgered(world: World, tmp_path: Pa
     Ingest(world.app, world.admin).run([tmp_path], "gallery")
     res = run_search(world.app, world.investigator, encode(astronaut_face()),
                      SearchRequest("O-1", "criminal investigation", "robbery", "b"))
-    with world.app.db.write() as s:
-        record_outcome(s, world.investigator, res.search_id, "lead_pursued", "visited address",
-                       date(2026, 1, 2))
-        record_outcome(s, world.investigator, res.search_id, "charge")
+    first_row = record_outcome(world.app, world.investigator, res.search_id, "lead_pursued",
+                               "visited address", date(2026, 1, 2))
+    assert (first_row.result, first_row.date) == ("lead_pursued", date(2026, 1, 2))
+    record_outcome(world.app, world.investigator, res.search_id, "charge")
     with world.app.db.read() as s:
         latest = latest_outcome(s, res.search_id)
         assert latest is not None and latest.result == "charge"
@@ -30,7 +30,10 @@ def test_outcomes_recorded_latest_counts_and_ledgered(world: World, tmp_path: Pa
         assert kinds[-2:] == ["outcome", "outcome"]
         first = ledger.entry_dict(ledger.read(s, kind="outcome")[0])["payload"]
         assert first["date"] == "2026-01-02" and first["note"] == "visited address"
-    with world.app.db.write() as s, pytest.raises(ValidationError, match="one of"):
-        record_outcome(s, world.investigator, res.search_id, "vibes")
-    with world.app.db.write() as s, pytest.raises(PermissionDeniedError):
-        record_outcome(s, world.admin, res.search_id, "charge")
+    with pytest.raises(ValidationError, match="one of"):
+        record_outcome(world.app, world.investigator, res.search_id, "vibes")
+    with pytest.raises(ValidationError, match="future"):
+        record_outcome(world.app, world.investigator, res.search_id, "charge",
+                       on=date.today() + timedelta(days=1))
+    with pytest.raises(PermissionDeniedError):
+        record_outcome(world.app, world.admin, res.search_id, "charge")

@@ -43,7 +43,7 @@ def test_result_set_purge_keeps_chain_valid_and_tamper_evident(
         searched: tuple[World, int]) -> None:
     world, sid = searched
     age(world, sid, 400)  # past both the 90-day probe and 365-day result retention
-    done = run_retention(world.app, "root")
+    done = run_retention(world.app, world.admin)
     assert done["probes"] == [sid] and done["results"] == [sid]
     with world.app.db.read() as s:
         row = s.get(Search, sid)
@@ -86,8 +86,13 @@ def test_fake_redaction_detected(searched: tuple[World, int]) -> None:
 def test_young_searches_untouched(searched: tuple[World, int]) -> None:
     world, sid = searched
     age(world, sid, 100)  # probe past 90 days, results within 365
-    done = run_retention(world.app, "root")
+    done = run_retention(world.app, world.admin)
     assert done == {"probes": [sid], "results": [], "unauthorised": []}
+    with world.app.db.read() as s:
+        purged = ledger.read(s, kind="retention.probe_purged")
+    assert [(e.actor, e.case_ref) for e in purged] == [("root", "R-1")]  # who ran it
+    assert run_retention(world.app, world.admin) == {  # nothing left to do: nothing done
+        "probes": [], "results": [], "unauthorised": []}
 
 
 def test_urgent_search_purged_without_authorisation(world: World, tmp_path: Path) -> None:
@@ -99,7 +104,7 @@ def test_urgent_search_purged_without_authorisation(world: World, tmp_path: Path
     assert late.status == "done" and late.candidates  # urgent: goes ahead at once
     on_time = run_search(world.app, world.investigator, encode(astronaut_face()), req)
     add_authorisation(world.app, world.investigator, on_time.search_id, "AUTH-77")
-    done = run_retention(world.app, "root", now=datetime.now(UTC) + timedelta(hours=49))
+    done = run_retention(world.app, world.admin, now=datetime.now(UTC) + timedelta(hours=49))
     assert done["unauthorised"] == [late.search_id]
     with pytest.raises(ConflictError, match="already purged"):
         add_authorisation(world.app, world.investigator, late.search_id, "AUTH-78")

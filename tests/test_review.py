@@ -47,8 +47,7 @@ def test_a_repeated_verdict_counts_and_ledgers_once(searched: tuple[World, int, 
     fid = faces[0]
 
     def review(who: str, decision: str, note: str = "") -> results.CandidateState:
-        with world.app.db.write() as s:
-            return results.review(s, people[who], sid, fid, decision, note)
+        return results.review(world.app, people[who], sid, fid, decision, note)
 
     first = review("ivy", "confirmed", "same scar")
     assert (first.status, first.confirmations, first.repeat) == ("confirmed_once", ["ivy"], False)
@@ -78,17 +77,14 @@ def test_the_queue_lists_candidates_waiting_for_a_second_confirmation(
     assert len(faces) == 2
 
     def queue(who: str) -> list[review_queue.Waiting]:
-        with world.app.db.read() as s:
-            return review_queue.waiting(s, people[who])
+        return review_queue.waiting(world.app, people[who])
 
     def count(who: str) -> int:
-        with world.app.db.read() as s:
-            return review_queue.waiting_count(s, people[who])
+        return review_queue.waiting_count(world.app, people[who])
 
     assert queue("sue") == [] and count("sue") == 0
-    with world.app.db.write() as s:
-        results.review(s, people["ivy"], sid, faces[0], "confirmed", "same scar")
-        results.review(s, people["ivy"], sid, faces[1], "rejected", "")
+    results.review(world.app, people["ivy"], sid, faces[0], "confirmed", "same scar")
+    results.review(world.app, people["ivy"], sid, faces[1], "rejected", "")
     # The supervisor sees every search's waiting candidates; the rejected one is not waiting.
     (w,) = queue("sue")
     assert (w.search_id, w.face_id, w.case, w.searcher, w.confirmed_by, w.note, w.rank,
@@ -101,24 +97,19 @@ def test_the_queue_lists_candidates_waiting_for_a_second_confirmation(
     # Another investigator does not see ivy's searches in the queue.
     assert queue("ian") == [] and count("ian") == 0
     # Roles that cannot review have nothing to count and no queue.
-    with world.app.db.read() as s:
-        assert review_queue.waiting_count(s, world.auditor) == 0
-        with pytest.raises(PermissionDeniedError):
-            review_queue.waiting(s, world.auditor)
+    assert review_queue.waiting_count(world.app, world.auditor) == 0
+    with pytest.raises(PermissionDeniedError):
+        review_queue.waiting(world.app, world.auditor)
     # The second confirmation empties the queue.
-    with world.app.db.write() as s:
-        results.review(s, people["sue"], sid, faces[0], "confirmed", "")
+    results.review(world.app, people["sue"], sid, faces[0], "confirmed", "")
     assert queue("sue") == [] and queue("ivy") == []
 
 
 def test_an_erased_candidate_leaves_the_queue(
         searched: tuple[World, int, list[int], dict[str, Principal]]) -> None:
     world, sid, faces, people = searched
-    with world.app.db.write() as s:
-        results.review(s, people["ivy"], sid, faces[0], "confirmed", "")
-    with world.app.db.read() as s:
-        assert review_queue.waiting_count(s, people["sue"]) == 1
+    results.review(world.app, people["ivy"], sid, faces[0], "confirmed", "")
+    assert review_queue.waiting_count(world.app, people["sue"]) == 1
     subjects.erase(world.app, world.admin, [faces[0]], "ERASE-REV")
-    with world.app.db.read() as s:
-        assert review_queue.waiting_count(s, people["sue"]) == 0
-        assert review_queue.waiting(s, people["sue"]) == []
+    assert review_queue.waiting_count(world.app, people["sue"]) == 0
+    assert review_queue.waiting(world.app, people["sue"]) == []

@@ -8,11 +8,12 @@ from faceledger import ledger
 from faceledger.errors import (
     FaceChoiceRequired,
     NoFaceError,
+    PermissionDeniedError,
     PolicyRefusal,
     ValidationError,
 )
 from faceledger.ingest import Ingest
-from faceledger.search import SearchRequest, run_search
+from faceledger.search import SearchRequest, detect_faces, run_search
 from tests.conftest import World
 from tests.photos import astronaut_face, collage, encode, grace_hopper, noise_image, variants
 
@@ -135,3 +136,26 @@ def test_unknown_collection_refused(gallery: World) -> None:
     # The error lists the valid collections, as ingest's does.
     assert "known collections: gallery" in info.value.message
     assert info.value.details["known"] == ["gallery"]
+
+
+def test_input_rules_live_in_the_service(gallery: World) -> None:
+    """The CLI, API and web refuse the same things: the service decides, and ledgers it."""
+    for bad, needle in ((req(authorisation_ref="A" * 201), "authorisation reference is too long"),
+                        (req(top_k=0), "top-k"), (req(mode="browse"), "mode")):
+        with pytest.raises(ValidationError, match=needle):
+            run_search(gallery.app, gallery.investigator, encode(astronaut_face()), bad)
+        with gallery.app.db.read() as s:
+            last = ledger.entry_dict(ledger.read(s, kind="search.refused")[-1])["payload"]
+        assert last["code"] == "invalid_request" and needle in last["reason"]
+    ok = run_search(gallery.app, gallery.investigator, encode(astronaut_face()),
+                    req(authorisation_ref="A" * 200))
+    assert ok.status == "done"
+
+
+def test_detect_faces_is_a_service(gallery: World) -> None:
+    found = detect_faces(gallery.app, gallery.investigator, encode(collage()))
+    assert [f["face"] for f in found["faces"]] == [1, 2] and found["preview"] is None
+    with pytest.raises(PermissionDeniedError):
+        detect_faces(gallery.app, gallery.auditor, encode(collage()))
+    with pytest.raises(NoFaceError):
+        detect_faces(gallery.app, gallery.investigator, noise_image())

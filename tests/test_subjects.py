@@ -63,14 +63,16 @@ def test_optout_withholds_results_and_blocks_ingest(gallery: World, tmp_path: Pa
 
 def test_erasure_leaves_no_trace(gallery: World) -> None:
     app = gallery.app
-    query = subjects.subject_embedding(app, variants(astronaut_face())["crop"], None)
-    found = subjects.find_faces(app, query)
+    found = subjects.erase_preview(app, gallery.admin, variants(astronaut_face())["crop"],
+                                   reference="ERASE-1")
     assert len(found) == 2
+    assert sorted(Path(str(f.original_path)).name for f in found) == ["astro.jpg", "astro2.jpg"]
+    assert [f.similarity for f in found] == sorted((f.similarity for f in found), reverse=True)
     with app.db.read() as s:
         doomed = s.execute(select(Image.sha256, Image.stored_path)
                            .where(Image.id.in_([f.image_id for f in found]))).all()
         thumbs = [f.thumbnail_path for f in found]
-    done = subjects.erase(app, gallery.admin, [f.face_id for f in found], "ERASE-1")
+    done = subjects.erase(app, gallery.admin, [f.face_id for f in found], "  ERASE-1 ")
     assert done == {"images": 2, "faces": 2}
     with app.db.read() as s:
         assert s.execute(select(func.count(Face.id))).scalar_one() == 1
@@ -78,6 +80,7 @@ def test_erasure_leaves_no_trace(gallery: World) -> None:
         assert s.execute(select(func.count(ImageSource.id))).scalar_one() == 1
         assert ledger.verify(s).ok
         payload = ledger.entry_dict(ledger.read(s, kind="subject.erased")[-1])["payload"]
+    assert payload["reference"] == "ERASE-1"  # stripped, as every front end stores it
     for sha, path in doomed:
         assert not (app.settings.home / path).exists()
         assert sha not in str(payload)
@@ -97,8 +100,7 @@ def test_subject_access_finds_the_searches(gallery: World) -> None:
 
     probe_search = run_search(gallery.app, gallery.investigator, encode(astronaut_face()),
                               replace(REQ, top_k=2))  # returns the two astronaut photos only
-    with gallery.app.db.write() as s:
-        record_outcome(s, gallery.investigator, probe_search.search_id, "lead_pursued")
+    record_outcome(gallery.app, gallery.investigator, probe_search.search_id, "lead_pursued")
     assert subjects.access(gallery.app, gallery.admin, encode(grace_hopper())) == []
     # Grace searched: the astronaut is among the investigate-mode results (a "result" match).
     other = run_search(gallery.app, gallery.investigator, encode(grace_hopper()), REQ)

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from faceledger import __version__
 from faceledger.core import Faceledger
 from faceledger.errors import AuthenticationError, FaceledgerError
+from faceledger.http.negotiation import wants_html
 from faceledger.jobs import JobRunner
 from faceledger.settings import Settings, get_settings
 
@@ -96,11 +97,6 @@ async def _too_large(send: Send, limit: int) -> None:
 
 def problem(exc: FaceledgerError) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status)
-
-
-def wants_html(request: Request) -> bool:
-    return (not request.url.path.startswith("/api/")
-            and "text/html" in request.headers.get("accept", ""))
 
 
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from faceledger import accounts, websessions
+from faceledger import account_services, websessions
 from faceledger.accounts import Principal
 from faceledger.core import Faceledger
 from faceledger.errors import AuthenticationError, PermissionDeniedError
@@ -63,13 +63,8 @@ async def optional_caller(
 ) -> Caller | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        with core.db.read() as s:
-            return Caller(accounts.authenticate(s, auth[7:].strip()), "token")
-    sid = request.cookies.get(SESSION_COOKIE)
-    if not sid:
-        return None
-    with core.db.read() as s:
-        found = websessions.resolve(s, sid)
+        return Caller(account_services.authenticate_token(core, auth[7:].strip()), "token")
+    found = websessions.session_of(core, request.cookies.get(SESSION_COOKIE))
     if found is None:
         return None
     principal, csrf = found

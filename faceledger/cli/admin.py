@@ -10,18 +10,15 @@ from typing import Any
 
 import typer
 
-from faceledger import accounts
+from faceledger import account_services
 from faceledger.cli.common import emit_json, login, open_app
-from faceledger.errors import ConflictError, FaceledgerError, ValidationError
+from faceledger.errors import ConflictError, ValidationError
 from faceledger.passwords import (
     INITIAL_FILE,
     check_password,
     forget_initial,
     generate_password,
-    hash_password,
     load_initial,
-    save_initial,
-    verify_password,
 )
 
 users = typer.Typer(help="Manage users and their API tokens (admins only).", no_args_is_help=True)
@@ -38,7 +35,7 @@ def init(
     with open_app() as app:
         home = app.settings.home.resolve()
         try:
-            user, token = app.initialise(admin, password)
+            made = account_services.initialise(app, admin, password)
         except ConflictError:
             msg = (f"faceledger is already initialised in {home}. Whoever holds this data home "
                    "gets an admin API token with `faceledger admin-token` and sets a web "
@@ -50,17 +47,16 @@ def init(
             else:
                 typer.echo(msg)
             return
-        kept = save_initial(app.settings.home, user.name, password)
-        if as_json:
-            emit_json({"user": user.name, "role": user.role, "token": token,
-                       "password": password})
-            return
-        typer.echo(f"Initialised faceledger in {home}")
-        typer.echo(f"Web sign-in: user {user.name}, password {password} (also kept in {kept}, "
-                   "mode 0600, and shown by `faceledger serve` until you change it)")
-        typer.echo(f"First admin: {user.name}. Its API token is shown once; keep it safe "
-                   "(export FACELEDGER_TOKEN=...):")
-        typer.echo(token)
+    if as_json:
+        emit_json({"user": made["user"], "role": made["role"], "token": made["token"],
+                   "password": password})
+        return
+    typer.echo(f"Initialised faceledger in {home}")
+    typer.echo(f"Web sign-in: user {made['user']}, password {password} (also kept in "
+               f"{made['kept']}, mode 0600, and shown by `faceledger serve` until you change it)")
+    typer.echo(f"First admin: {made['user']}. Its API token is shown once; keep it safe "
+               "(export FACELEDGER_TOKEN=...):")
+    typer.echo(made["token"])
 
 
 def admin_token(
@@ -71,15 +67,13 @@ def admin_token(
     """Issue a new admin API token locally, for whoever holds the data home (no token needed;
     ledgered with your OS user name; the admin's other tokens keep working)."""
     with open_app() as app:
-        app.db.require_initialised()
-        with app.db.write() as s:
-            user, token = accounts.issue_local_token(s, admin, actor=local_actor())
-            name = user.name
+        issued = account_services.local_admin_token(app, local_actor(), admin)
     if as_json:
-        emit_json({"user": name, "token": token})
+        emit_json(issued)
         return
-    typer.echo(f"New API token for admin {name} (shown once; export FACELEDGER_TOKEN=...):")
-    typer.echo(token)
+    typer.echo(f"New API token for admin {issued['user']} (shown once; export "
+               "FACELEDGER_TOKEN=...):")
+    typer.echo(issued["token"])
 
 
 def local_actor() -> str:
@@ -101,16 +95,14 @@ def users_add(
 ) -> None:
     """Add a user and print a new API token (stored only as a hash)."""
     with open_app() as app:
-        actor = login(app, "users.manage")
-        pw_hash = hash_password(_read_password()) if password else None
-        with app.db.write() as s:
-            user, token = accounts.create_user(s, name, role, actor=actor,
-                                               password_hash=pw_hash, unit=unit)
-        if as_json:
-            emit_json({"user": user.name, "role": user.role, "token": token})
-            return
-        typer.echo(f"Added {user.role} {user.name}. API token (shown once):")
-        typer.echo(token)
+        actor = login(app, "users.manage")  # coarse gate: before asking for a password
+        made = account_services.add_user(app, actor, name, role,
+                                         _read_password() if password else None, unit)
+    if as_json:
+        emit_json(made)
+        return
+    typer.echo(f"Added {made['role']} {made['user']}. API token (shown once):")
+    typer.echo(made["token"])
 
 
 def _read_password() -> str:
@@ -139,20 +131,18 @@ def users_password(
     with open_app() as app:
         if local:
             app.db.require_initialised()
-            actor = local_actor()
+            done = account_services.local_set_password(
+                app, local_actor(), name, None if generate else _read_password())
         else:
-            actor = login(app, "users.manage").name
-        password = generate_password() if generate else _read_password()
-        with app.db.write() as s:
-            accounts.set_password(s, name, hash_password(password), actor=actor,
-                                  how="local" if local else "cli", generated=generate)
-        forget_initial(app.settings.home, name)
+            principal = login(app, "users.manage")  # coarse gate: before asking
+            done = account_services.set_password(
+                app, principal, name, None if generate else _read_password(), how="cli")
     if as_json:
-        emit_json({"user": name, "password": password if generate else None})
+        emit_json({"user": name, "password": done["password"]})
         return
     if generate:
         typer.echo(f"Web password for {name} set. It is shown once:")
-        typer.echo(password)
+        typer.echo(done["password"])
     else:
         typer.echo(f"Web password for {name} set.")
 
@@ -161,10 +151,9 @@ def users_password(
 def users_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List users and roles."""
     with open_app() as app:
-        login(app, "users.read")
-        with app.db.read() as s:
-            rows: list[dict[str, Any]] = [{"name": u.name, "role": u.role, "disabled": u.disabled,
-                     "created_at": u.created_at.isoformat()} for u in accounts.list_users(s)]
+        rows: list[dict[str, Any]] = [
+            {k: u[k] for k in ("name", "role", "disabled", "created_at")}
+            for u in account_services.user_list(app, login(app))]
     if as_json:
         emit_json(rows)
         return
@@ -177,9 +166,7 @@ def users_list(as_json: bool = typer.Option(False, "--json")) -> None:
 def users_disable(name: str) -> None:
     """Disable a user and revoke their tokens."""
     with open_app() as app:
-        actor = login(app, "users.manage")
-        with app.db.write() as s:
-            accounts.disable_user(s, name, actor=actor)
+        account_services.disable_user(app, login(app), name)
     typer.echo(f"Disabled {name}; their tokens are revoked.")
 
 
@@ -187,14 +174,12 @@ def users_disable(name: str) -> None:
 def users_token(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Revoke a user's tokens and print a new one."""
     with open_app() as app:
-        actor = login(app, "users.manage")
-        with app.db.write() as s:
-            token = accounts.rotate_token(s, name, actor=actor)
+        rotated = account_services.rotate_token(app, login(app), name)
     if as_json:
-        emit_json({"user": name, "token": token})
+        emit_json(rotated)
         return
     typer.echo(f"New API token for {name} (shown once; older tokens are revoked):")
-    typer.echo(token)
+    typer.echo(rotated["token"])
 
 
 def serve(
@@ -259,13 +244,8 @@ def banner_lines(url: str, show_password: bool) -> list[str]:
 
 
 def _still_valid(user: str, password: str) -> bool:
-    with open_app() as app, app.db.read() as s:
-        try:
-            u = accounts.get_user(s, user)
-        except FaceledgerError:
-            return False
-        return (not u.disabled and u.password_hash is not None
-                and verify_password(u.password_hash, password))
+    with open_app() as app:
+        return account_services.initial_password_valid(app, user, password)
 
 
 def register(app: typer.Typer) -> None:

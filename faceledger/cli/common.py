@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from faceledger import account_services
 from faceledger.accounts import Principal
 from faceledger.core import Faceledger
 from faceledger.errors import FaceledgerError
@@ -29,8 +30,10 @@ def open_app() -> Iterator[Faceledger]:
 
 
 def login(app: Faceledger, permission: str | None = None) -> Principal:
-    """Authenticate with FACELEDGER_TOKEN; optionally check a permission."""
-    principal = app.authenticate(app.settings.token)
+    """Authenticate with FACELEDGER_TOKEN. The services check their own permissions; a
+    ``permission`` here is only a coarse gate before slow work (reading files, prompting)."""
+    app.db.require_initialised()
+    principal = account_services.authenticate_token(app, app.settings.token)
     if permission:
         require(principal.role, permission, principal.name)
     return principal

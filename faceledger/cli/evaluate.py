@@ -1,4 +1,5 @@
-"""eval verify | identify | card, and calibrate: accuracy figures and the identify threshold."""
+"""eval verify | identify | card: accuracy figures and model cards (``calibrate`` is in
+calibrate_cmd.py and registered with them)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from faceledger.calibration import active_calibration, add_calibration, packaged_defaults
-from faceledger.cli.common import emit_json, login, open_app
-from faceledger.errors import FaceledgerError, ValidationError
+from faceledger.calibration import current_calibration, packaged_defaults
+from faceledger.cli.common import emit_json, open_app
+from faceledger.errors import ValidationError
 from faceledger.eval import calibrate as cal
 from faceledger.eval import card as card_mod
 from faceledger.eval.embedset import EmbedSet, apply_exclusions, embed_dataset, walk_dataset
@@ -103,15 +104,10 @@ def _operating(settings: Settings, threshold: float | None) -> tuple[float | Non
         return threshold, "--threshold"
     if _has_home(settings):
         with open_app() as app:
-            if app.db.is_initialised():
-                with app.db.read() as s:
-                    try:
-                        c = active_calibration(s, settings.model)
-                    except FaceledgerError:
-                        c = None
-                if c is not None:
-                    size = f", gallery {c.gallery_size:,}" if c.gallery_size else ""
-                    return c.threshold, f"active calibration {c.id} (FMR {c.target_fmr:g}{size})"
+            c = current_calibration(app, settings.model)
+        if c is not None:
+            size = f", gallery {c.gallery_size:,}" if c.gallery_size else ""
+            return c.threshold, f"active calibration {c.id} (FMR {c.target_fmr:g}{size})"
     for row in packaged_defaults():
         if row["model_id"] == settings.model:
             return float(row["threshold"]), f"packaged calibration (FMR {row['target_fmr']:g})"
@@ -349,74 +345,8 @@ def eval_card(
         typer.echo(f"published to {published}")
 
 
-def calibrate(
-    lfw: Path | None = typer.Option(None, "--lfw", help="LFW folder."),
-    dataset: Path | None = typer.Option(None, "--dataset", help="One sub-folder per identity."),
-    target_fmr: float | None = typer.Option(None, "--target-fmr",
-                                            help="Per-comparison false match rate."),
-    target_fpir: float | None = typer.Option(None, "--target-fpir", help="Per-search false "
-                                             "positive identification rate (needs --gallery-size)."),
-    gallery_size: int | None = typer.Option(None, "--gallery-size",
-                                            help="Faces searched per search (N)."),
-    clamp: bool = typer.Option(False, "--clamp", help="Use the lowest FMR the data supports "
-                               "instead of refusing a lower one."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Compute and print; write nothing."),
-    groups: Path | None = GroupsOpt,
-    exclude: Path | None = ExcludeOpt,
-    cache: Path | None = CacheOpt,
-    workers: int | None = WorkersOpt,
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Derive the identify threshold for a target FMR (or FPIR at gallery size N) and make it
-    the model's active calibration (admins; ledgered)."""
-    if (lfw is None) == (dataset is None):
-        raise ValidationError("give exactly one of --lfw DIR or --dataset DIR")
-    root = lfw or dataset
-    assert root is not None
-    with open_app() as app:
-        principal = None if dry_run else login(app, "calibration.manage")
-        settings = app.settings
-        es, excluded = _dataset(settings, root, cache, workers, exclude)
-        usable = es.subset(es.usable(False))
-        with _bar("score all pairs") as update:
-            res = cal.calibrate(usable, target_fmr=target_fmr, target_fpir=target_fpir,
-                                gallery_size=gallery_size, clamp=clamp, progress=update,
-                                band_fmrs=tuple(f for f in (settings.band_possible_fmr,
-                                                            settings.band_likely_fmr) if f))
-        d = res.details
-        name = f"LFW ({root.name})" if lfw else root.name
-        label = (f"{name}: {d['images']:,} images, {d['identities']:,} identities, "
-                 f"{d['nonmate_comparisons']:,} non-mate comparisons")
-        d["dataset_path"] = str(root)
-        d["left_out_no_face"] = int((es.ok & ~es.usable(False)).sum())
-        d["left_out_excluded"] = excluded
-        d["exclusion_list"] = str(exclude) if exclude else None
-        d["code_version"] = card_mod.code_version()
-        g = _groups(groups, usable, res.threshold, "this calibration")
-        if g:
-            d["groups"] = g.as_dict()
-        cal_id = None
-        if principal is not None:
-            with app.db.write() as s:
-                row = add_calibration(s, settings.model, res.threshold, res.target_fmr,
-                                      res.gallery_size, label, d, actor=principal.name)
-                cal_id = row.id
-    result = {"model_id": settings.model, "threshold": res.threshold,
-              "target_fmr": res.target_fmr, "gallery_size": res.gallery_size, "dataset": label,
-              "calibration_id": cal_id, "written": cal_id is not None, "details": d}
-    if as_json:
-        emit_json(result)
-        return
-    typer.echo(f"calibration of {settings.model} on {label}")
-    _echo(cal.describe(res))
-    if g:
-        _echo(g.lines())
-    typer.echo(f"calibration {cal_id} is now active for {settings.model} (ledgered)"
-               if cal_id is not None else "dry run: nothing written")
-
-
 def register(app: typer.Typer) -> None:
+    from faceledger.cli.calibrate_cmd import calibrate  # it reuses this module's helpers
+
     app.add_typer(evaluate, name="eval")
     app.command("calibrate")(calibrate)
-
-

@@ -8,8 +8,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from faceledger import indexstore
 from faceledger.cli.common import emit_json, login, open_app
-from faceledger.collections import add_collection, get_collection, list_collections
+from faceledger.collections import collection_list, create_collection
 from faceledger.ingest import Ingest, IngestSummary
 
 collections = typer.Typer(help="Collections: lawfully held image sets.", no_args_is_help=True)
@@ -24,19 +25,15 @@ def collections_add(
 ) -> None:
     """Create a collection (admins only)."""
     with open_app() as app:
-        actor = login(app, "collections.manage")
-        with app.db.write() as s:
-            col = add_collection(s, name, legal_basis, description, actor=actor)
-        typer.echo(f"Created collection {col.name}.")
+        col = create_collection(app, login(app), name, legal_basis, description)
+    typer.echo(f"Created collection {col['name']}.")
 
 
 @collections.command("list")
 def collections_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List collections with their image and face counts."""
     with open_app() as app:
-        login(app, "collections.read")
-        with app.db.read() as s:
-            rows = list_collections(s)
+        rows = collection_list(app, login(app))
     if as_json:
         emit_json(rows)
         return
@@ -56,8 +53,7 @@ def ingest(
 ) -> None:
     """Detect, embed and index every face in PATHS, with provenance."""
     with open_app() as app:
-        principal = login(app, "ingest")
-        service = Ingest(app, principal)
+        service = Ingest(app, login(app))  # the service checks the permission ("ingest")
         console = Console(stderr=True)
         shown = {"stage": ""}
         with Progress(TextColumn("[bold]ingest: {task.fields[stage]}"), BarColumn(),
@@ -112,29 +108,16 @@ def summary_lines(summary: IngestSummary) -> list[str]:
 def index_rebuild(collection: str | None = typer.Option(None, "--collection")) -> None:
     """Recreate the vector index from the database (the source of truth)."""
     with open_app() as app:
-        login(app, "index.manage")
-        with app.db.read() as s:
-            cols = [get_collection(s, collection)] if collection else None
-            targets = ([(c.id, c.name) for c in cols] if cols else
-                       [(r["id"], r["name"]) for r in list_collections(s)])
-        for cid, name in targets:
-            idx = app.indexes.rebuild(app.model_id, cid)
-            typer.echo(f"{name}: {idx.count()} faces, {type(idx).__name__}")
+        rebuilt = indexstore.index_rebuild(app, login(app), collection)
+    for r in rebuilt:
+        typer.echo(f"{r['collection']}: {r['faces']} faces, {r['kind']}")
 
 
 @index.command("status")
 def index_status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Show each collection's index kind and size."""
     with open_app() as app:
-        login(app, "collections.read")
-        with app.db.read() as s:
-            rows = list_collections(s)
-        out = []
-        for r in rows:
-            idx = app.indexes.get(app.model_id, r["id"])
-            out.append({"collection": r["name"], "faces_in_db": r["faces"],
-                        "faces_in_index": idx.count(), "kind": type(idx).__name__,
-                        "model_id": idx.model_id})
+        out = indexstore.index_status(app, login(app))
     if as_json:
         emit_json(out)
         return

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from faceledger import ledger as ledger_mod
+from faceledger import ledger_service
 from faceledger.cli.common import emit_json, login, open_app
 from faceledger.errors import LedgerIntegrityError
+from faceledger.ledger_service import Filters
 from faceledger.ledger_summary import summary
 
 ledger = typer.Typer(help="The hash-chained ledger (auditors and admins).", no_args_is_help=True)
@@ -16,9 +17,7 @@ ledger = typer.Typer(help="The hash-chained ledger (auditors and admins).", no_a
 def ledger_verify(as_json: bool = typer.Option(False, "--json")) -> None:
     """Check the whole chain; name the first bad entry."""
     with open_app() as app:
-        login(app, "ledger.verify")
-        with app.db.read() as s:
-            report = ledger_mod.verify(s)
+        report = ledger_service.verify_chain(app, login(app, "ledger.verify"))
     if as_json:
         emit_json(report.as_dict())
     elif report.ok:
@@ -59,11 +58,10 @@ def ledger_show(
     """Read ledger entries, newest first: one line each (time UTC, seq, actor, kind, summary).
     A hint on stderr names the cursor for the next page."""
     with open_app() as app:
-        login(app, "ledger.read")
-        with app.db.read() as s:
-            pg = ledger_mod.page(s, user=user, case_ref=case, kind=kind, limit=limit,
-                                 before=before, after=after, newest_first=not reverse)
-            rows = [ledger_mod.entry_dict(e) for e in pg.entries]
+        pg = ledger_service.read_entries(app, login(app, "ledger.read"),
+                                         Filters(user, case, kind), before=before,
+                                         after=after, limit=limit, newest_first=not reverse)
+    rows = pg.entries
     if as_json:
         emit_json(rows)
         return

@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import typer
 
+from faceledger.accounts import Principal
 from faceledger.cli.common import login, open_app
+from faceledger.core import Faceledger
 from faceledger.errors import ValidationError
-from faceledger.oversight.period import DEFAULT_DAYS, Period, resolve
+from faceledger.oversight.period import DEFAULT_DAYS
 from faceledger.oversight.render import FORMATS, render
-from faceledger.oversight.report import build_report
+from faceledger.oversight.service import PeriodReport, oversight_report
 
 
-def period(date_from: str | None, date_to: str | None, timezone: str
-           ) -> tuple[datetime, datetime]:
-    """[first day 00:00, day after the last 00:00) in the policy's timezone, as UTC."""
-    p = _resolve(date_from, date_to, timezone)
-    return p.start, p.end
-
-
-def _resolve(date_from: str | None, date_to: str | None, timezone: str) -> Period:
+def _report(app: Faceledger, principal: Principal, date_from: str | None,
+            date_to: str | None, user: str | None) -> PeriodReport:
     try:
-        return resolve(date_from, date_to, timezone)
+        return oversight_report(app, principal, date_from, date_to, user)
     except ValidationError as exc:
-        hint = "--from" if exc.details.get("field") == "from" else "--to"
-        raise typer.BadParameter(exc.message.removeprefix("bad period: ").replace(
-            "'to'", "--to").replace("'from'", "--from"), param_hint=hint) from None
+        if exc.details.get("field") not in ("from", "to"):
+            raise
+        raise _bad_period(exc) from None
+
+
+def _bad_period(exc: ValidationError) -> typer.BadParameter:
+    """The service's period refusal, in the command's own words (--from, --to)."""
+    hint = "--from" if exc.details.get("field") == "from" else "--to"
+    return typer.BadParameter(exc.message.removeprefix("bad period: ").replace(
+        "'to'", "--to").replace("'from'", "--from"), param_hint=hint)
 
 
 def report(
@@ -48,12 +50,8 @@ def report(
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
     with open_app() as app:
-        login(app, "ledger.read")
-        policy = app.policy()
-        p = _resolve(date_from, date_to, policy.oversight.timezone)
-        with app.db.read() as s:
-            rep = build_report(s, start=p.start, end=p.end, user=user, policy=policy,
-                               period_label=p.label)
+        done = _report(app, login(app, "ledger.read"), date_from, date_to, user)
+    rep, p = done.report, done.period
     text = render(rep, fmt)
     if p.label:
         typer.echo(f"Period {p.first} to {p.last} ({p.label}).", err=True)

@@ -8,10 +8,9 @@ from typing import Any
 
 import typer
 
-from faceledger import approval, outcomes, retention, subjects
+from faceledger import approval, outcomes, policy_service, retention, subjects
 from faceledger.cli.common import emit_json, login, open_app
 from faceledger.errors import ValidationError
-from faceledger.policy import describe
 from faceledger.probefaces import FACE_HELP
 
 approvals = typer.Typer(help="Searches waiting for a supervisor.", no_args_is_help=True)
@@ -32,7 +31,7 @@ def approvals_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """Searches waiting for approval."""
     with open_app() as app:
         rows = approval.pending(app, login(app))
-        out: list[dict[str, Any]] = [{"search_id": r.id, "user": r.user.name, "case": r.case_ref,
+        out: list[dict[str, Any]] = [{"search_id": r.id, "user": r.user, "case": r.case_ref,
                 "purpose": r.purpose, "offence": r.offence, "mode": r.mode,
                 "rules": r.approval_rules, "requested_at": r.started_at.isoformat()}
                for r in rows]
@@ -80,9 +79,7 @@ def outcome(
     except ValueError:
         raise ValidationError(f"--date {on!r} is not YYYY-MM-DD") from None
     with open_app() as app:
-        principal = login(app)
-        with app.db.write() as s:
-            outcomes.record_outcome(s, principal, search_id, result, note, day)
+        outcomes.record_outcome(app, login(app), search_id, result, note, day)
     typer.echo(f"Recorded outcome {result} for search {search_id}.")
 
 
@@ -96,8 +93,7 @@ def authorise(search_id: int, ref: str = typer.Option(..., "--ref")) -> None:
 def retention_run(as_json: bool = typer.Option(False, "--json")) -> None:
     """Purge probes and result sets past the policy's retention (the ledger still verifies)."""
     with open_app() as app:
-        principal = login(app, "retention.run")
-        done = retention.run_retention(app, principal.name)
+        done = retention.run_retention(app, login(app, "retention.run"))
     if as_json:
         emit_json(done)
         return
@@ -128,7 +124,7 @@ def subject_erase(photo: Path, reference: str = typer.Option("", "--reference"),
     """Find this person's faces, confirm, then delete their images, faces, thumbnails, vectors."""
     with open_app() as app:
         principal = login(app, "subjects.manage")
-        found = subjects.find_faces(app, subjects.subject_embedding(app, _read(photo), face))
+        found = subjects.erase_preview(app, principal, _read(photo), face, reference=reference)
         if not as_json or not yes:
             typer.echo(f"Found {len(found)} matching face(s):", err=as_json)
             for f in found:
@@ -173,8 +169,8 @@ def subject_access(photo: Path, face: int | None = FaceOpt,
 def policy_show() -> None:
     """Print the policy in force (validated)."""
     with open_app() as app:
-        login(app)
-        emit_json(describe(app.policy()))
+        shown = policy_service.show_policy(app, login(app))
+    emit_json(shown)
 
 
 def register(app: typer.Typer) -> None:

@@ -141,15 +141,9 @@ class CalibrationResult:
     scan: Scan
 
 
-def calibrate(es: EmbedSet, *, target_fmr: float | None = None, target_fpir: float | None = None,
-              gallery_size: int | None = None, clamp: bool = False,
-              min_errors: int = MIN_ERRORS, band_fmrs: tuple[float, ...] = (),
-              progress: Callable[[int, int], None] | None = None) -> CalibrationResult:
-    """Derive the threshold; ``es`` should hold only images with a detected face.
-
-    ``details["table"]`` (threshold and FNMR per FMR) is what result bands read
-    (faceledger/bands.py): it holds the standard rates, the target rate and ``band_fmrs``
-    (the rates the bands are configured with), each where the data supports it."""
+def _target(target_fmr: float | None, target_fpir: float | None,
+            gallery_size: int | None) -> float:
+    """The per-comparison FMR asked for (an FPIR is turned into one at the gallery size)."""
     if (target_fmr is None) == (target_fpir is None):
         raise ValidationError("give exactly one of --target-fmr (per comparison) or "
                               "--target-fpir (per search, with --gallery-size)")
@@ -161,7 +155,19 @@ def calibrate(es: EmbedSet, *, target_fmr: float | None = None, target_fpir: flo
         raise ValidationError(f"target rates lie strictly between 0 and 1, not {rate:g}")
     if gallery_size is not None and gallery_size < 1:
         raise ValidationError("--gallery-size must be at least 1")
-    fmr = target_fmr if target_fmr is not None else metrics.fmr_for_fpir(rate, gallery_size or 1)
+    return target_fmr if target_fmr is not None else metrics.fmr_for_fpir(rate, gallery_size or 1)
+
+
+def calibrate(es: EmbedSet, *, target_fmr: float | None = None, target_fpir: float | None = None,
+              gallery_size: int | None = None, clamp: bool = False,
+              min_errors: int = MIN_ERRORS, band_fmrs: tuple[float, ...] = (),
+              progress: Callable[[int, int], None] | None = None) -> CalibrationResult:
+    """Derive the threshold; ``es`` should hold only images with a detected face.
+
+    ``details["table"]`` (threshold and FNMR per FMR) is what result bands read
+    (faceledger/bands.py): it holds the standard rates, the target rate and ``band_fmrs``
+    (the rates the bands are configured with), each where the data supports it."""
+    fmr = _target(target_fmr, target_fpir, gallery_size)
     n_nm = nonmate_count(es.identities)
     warnings: list[str] = []
     lowest = min_errors / n_nm if n_nm else math.inf

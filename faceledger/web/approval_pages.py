@@ -5,6 +5,7 @@ Either way the reason is required and ledgered."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -13,7 +14,6 @@ from fastapi.responses import RedirectResponse, Response
 from faceledger import approval
 from faceledger.api.deps import Caller, Core, need
 from faceledger.core import Faceledger
-from faceledger.db.schema import Search
 from faceledger.errors import FaceledgerError, ValidationError
 from faceledger.web.pages import render
 
@@ -22,30 +22,18 @@ Approver = Annotated[Caller, Depends(need("searches.approve"))]
 DECISIONS = {"approve": True, "refuse": False}
 
 
-def _decided(core: Faceledger, search_id: int | None) -> dict[str, Any] | None:
-    """The outcome of the decision just made, read back from the database (not the URL)."""
-    if search_id is None:
-        return None
-    with core.db.read() as s:
-        row = s.get(Search, search_id)
-        if row is None or row.status == "pending":
-            return None
-        return {"id": row.id, "status": row.status, "user": row.user.name, "case": row.case_ref,
-                "results": row.result_count}
-
-
 def _page(request: Request, core: Faceledger, caller: Caller, *, status: int = 200,
           error: str | None = None, decided: int | None = None,
           form: dict[str, Any] | None = None) -> Response:
-    rows = approval.pending(core, caller.principal)
-    items = [{"id": r.id, "user": r.user.name, "case": r.case_ref, "purpose": r.purpose,
+    page = approval.approvals_page(core, caller.principal, decided)
+    items = [{"id": r.id, "user": r.user, "case": r.case_ref, "purpose": r.purpose,
               "offence": r.offence, "legal_basis": r.legal_basis, "mode": r.mode,
-              "top_k": r.top_k, "rules": r.approval_rules or [], "started_at": r.started_at,
+              "top_k": r.top_k, "rules": r.approval_rules, "started_at": r.started_at,
               "authorisation_ref": r.authorisation_ref, "urgent": r.urgent,
               "probe_box": r.probe_box, "own": r.user_id == caller.principal.user_id}
-             for r in rows]
+             for r in page.pending]
     return render(request, "approvals.html", caller, status=status, pending=items, error=error,
-                  decided=_decided(core, decided), form=form or {})
+                  decided=asdict(page.decided) if page.decided else None, form=form or {})
 
 
 @router.get("/approvals")
@@ -62,8 +50,6 @@ def decide(request: Request, core: Core, caller: Approver, search_id: int,
     try:
         if decision not in DECISIONS:
             raise ValidationError("choose approve or refuse")
-        if len(reason) > 2000:
-            raise ValidationError("the reason is too long (2000 characters at most)")
         approval.decide(core, caller.principal, search_id, DECISIONS[decision], reason.strip())
     except FaceledgerError as exc:
         return _page(request, core, caller, status=exc.status, error=exc.message, form=form)

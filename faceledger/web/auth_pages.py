@@ -14,7 +14,7 @@ from faceledger.errors import AuthenticationError, PermissionDeniedError
 from faceledger.web.pages import home_for, render
 
 router = APIRouter(include_in_schema=False)
-Anyone = Annotated[Caller, Depends(need("collections.read"))]  # every role holds it
+Anyone = Annotated[Caller, Depends(need("signed_in"))]  # every role holds it
 
 
 def safe_next(target: str | None) -> str | None:
@@ -47,15 +47,9 @@ def login_form(request: Request, next: str = "") -> Response:
 def login(request: Request, core: Core, name: Annotated[str, Form()] = "",
           password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
     _check_origin(request)
-    failure: AuthenticationError | None = None
-    # The failed attempt is ledgered by sign_in; commit it rather than roll it back.
-    with core.db.write() as s:
-        try:
-            sid, _csrf = websessions.sign_in(s, name.strip(), password,
-                                             core.settings.session_hours)
-        except AuthenticationError as exc:
-            failure = exc
-    if failure is not None:
+    try:  # a failed attempt is ledgered (and committed) by the service
+        sid, _csrf = websessions.open_session(core, name, password)
+    except AuthenticationError as failure:
         return render(request, "login.html", None, status=failure.status,
                       next=safe_next(next) or "", name=name.strip()[:120],
                       error=failure.message)
@@ -67,11 +61,8 @@ def login(request: Request, core: Core, name: Annotated[str, Form()] = "",
 
 
 @router.post("/logout")
-def logout(request: Request, core: Core, _caller: Anyone) -> Response:
-    sid = request.cookies.get(SESSION_COOKIE)
-    if sid:
-        with core.db.write() as s:
-            websessions.sign_out(s, sid)
+def logout(request: Request, core: Core, caller: Anyone) -> Response:
+    websessions.close_session(core, caller.principal, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=core.settings.cookie_secure,
                            httponly=True, samesite="strict")

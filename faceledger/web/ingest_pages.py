@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -12,11 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from faceledger.api.deps import Caller, Core, need
-from faceledger.api.uploads import stage_upload
-from faceledger.collections import list_collections
+from faceledger.collections import collection_list
 from faceledger.core import Faceledger
-from faceledger.errors import FaceledgerError, ValidationError
-from faceledger.jobs import JobRunner
+from faceledger.errors import FaceledgerError
+from faceledger.http.jobs import job_runner, submit_upload
+from faceledger.ingest import collection_name
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -24,30 +21,16 @@ Ingester = Annotated[Caller, Depends(need("ingest"))]
 JobReader = Annotated[Caller, Depends(need("jobs.read"))]
 
 
-def _jobs(request: Request) -> JobRunner:
-    runner: JobRunner = request.app.state.jobs
-    return runner
-
-
 def _ingest_page(request: Request, core: Faceledger, caller: Caller, collection: str = "",
                  error: FaceledgerError | None = None) -> Response:
-    with core.db.read() as s:
-        collections = list_collections(s)
+    collections = collection_list(core, caller.principal)
     if not collection and len(collections) == 1:
         collection = collections[0]["name"]  # the only choice: preselect it
     return render(request, "ingest.html", caller, status=error.status if error else 200,
-                  collections=collections, jobs=_jobs(request).recent(15),
+                  collections=collections, jobs=job_runner(request).recent(caller.principal, 15),
                   selected=collection, error=error.message if error else None,
                   max_files=core.settings.max_upload_files,
                   max_mb=core.settings.max_upload_bytes // (1024 * 1024))
-
-
-def _discard(staged: Path) -> None:
-    """Remove a staged upload that no job took over (and its now empty upload folder)."""
-    shutil.rmtree(staged, ignore_errors=True)
-    if staged.name == "files":
-        with contextlib.suppress(OSError):
-            staged.parent.rmdir()
 
 
 @router.get("/ingest")
@@ -63,15 +46,10 @@ async def ingest_submit(
     manifest: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     try:
-        if not collection.strip():
-            raise ValidationError("choose the collection to add the photos to")
-        staged, manifest_path = await stage_upload(core, files or [], manifest)
-        try:
-            job_id = await run_in_threadpool(_jobs(request).submit, caller.principal, staged,
-                                             collection.strip(), manifest_path)
-        except BaseException:
-            _discard(staged)
-            raise
+        # the service's rule, applied before the upload is staged (prepare applies it again)
+        name = collection_name(collection)
+        job_id = await submit_upload(request, core, caller.principal, name, files or [],
+                                     manifest)
     except FaceledgerError as exc:
         return await run_in_threadpool(_ingest_page, request, core, caller, collection, exc)
     return RedirectResponse(f"/ingest/jobs/{job_id}", status_code=303)
@@ -79,5 +57,5 @@ async def ingest_submit(
 
 @router.get("/ingest/jobs/{job_id}")
 def job_page(request: Request, caller: JobReader, job_id: int) -> Response:
-    job = _jobs(request).status(job_id)
+    job = job_runner(request).status(caller.principal, job_id)
     return render(request, "job.html", caller, job=job)

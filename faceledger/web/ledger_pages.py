@@ -4,36 +4,26 @@ readable line each (``ledger_summary``) with the full payload in an expandable d
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from faceledger import ledger
+from faceledger import ledger_service
 from faceledger.api.deps import Caller, Core, need
 from faceledger.errors import ValidationError
-from faceledger.ledger_status import chain_status
+from faceledger.http.dates import optional_day
+from faceledger.ledger_service import SEQ_MAX, Filters
 from faceledger.ledger_summary import summary
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 Auditor = Annotated[Caller, Depends(need("ledger.read"))]
 PAGE = 100
-SEQ_MAX = 2**63 - 1
 KINDS = ["search", "search.refused", "search.requested", "search.approved",
          "search.approval_refused", "review", "outcome", "signin", "user", "token",
          "collection", "ingest", "subject", "policy", "retention", "system"]
-
-
-def _day(raw: str, label: str) -> date | None:
-    if not raw.strip():
-        return None
-    try:
-        return date.fromisoformat(raw.strip())
-    except ValueError:
-        raise ValidationError(f"{label} must be a date like 2024-05-31") from None
 
 
 @router.get("/ledger")
@@ -47,20 +37,16 @@ def ledger_page(request: Request, core: Core, caller: Auditor, user: str = "", c
                "date_from": date_from.strip(), "date_to": date_to.strip()}
     error = None
     try:
-        start, end = _day(date_from, "'from'"), _day(date_to, "'to'")
+        start, end = optional_day(date_from, "'from'"), optional_day(date_to, "'to'")
     except ValidationError as exc:
         start = end = None
         error = exc.message
-    if start and end and end < start:
-        start, end = end, start
-    with core.db.read() as s:
-        report = chain_status(s, str(core.settings.home))
-        pg = ledger.page(s, user=filters["user"] or None, case_ref=filters["case"] or None,
-                         kind=filters["kind"] or None,
-                         since=start.isoformat() if start else None,
-                         until=(end + timedelta(days=1)).isoformat() if end else None,
-                         before=before, after=after, limit=PAGE, newest_first=True)
-        rows = [ledger.entry_dict(e) for e in reversed(pg.entries)]  # oldest to newest
+    view = ledger_service.ledger_view(
+        core, caller.principal, Filters(filters["user"], filters["case"], filters["kind"],
+                                        start, end),
+        before=before, after=after, limit=PAGE)
+    report, pg = view.status, view.page
+    rows = list(reversed(pg.entries))  # oldest to newest
     for r in rows:
         r["summary"] = summary(r["kind"], r["payload"])
         r["payload_json"] = json.dumps(r["payload"], indent=2, ensure_ascii=False,

@@ -9,14 +9,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from markupsafe import Markup
-from sqlalchemy import select
 
 from faceledger.api.deps import Caller, Core, need
-from faceledger.db.schema import User
-from faceledger.errors import FaceledgerError
-from faceledger.oversight.period import DEFAULT_DAYS, resolve, today
+from faceledger.oversight import service
+from faceledger.oversight.period import DEFAULT_DAYS
 from faceledger.oversight.render import FORMATS, render_html_fragment
-from faceledger.oversight.report import build_report
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -26,23 +23,18 @@ Overseer = Annotated[Caller, Depends(need("reports.read"))]
 @router.get("/oversight")
 def oversight(request: Request, core: Core, caller: Overseer, date_from: str = "",
               date_to: str = "", user: str = "") -> Response:
-    policy = core.policy()
     values = {"from": date_from.strip(), "to": date_to.strip(), "user": user.strip()[:120]}
-    with core.db.read() as s:
-        users = list(s.execute(select(User.name).order_by(User.name)).scalars())
+    board = service.dashboard(core, caller.principal, values["from"], values["to"],
+                              values["user"])
     report_html: Markup | None = None
-    error: FaceledgerError | None = None
-    try:
-        p = resolve(values["from"], values["to"], policy.oversight.timezone)
+    error = board.error
+    if board.result is not None:
+        p = board.result.period
         values["from"], values["to"] = p.first.isoformat(), p.last.isoformat()
-        with core.db.read() as s:
-            rep = build_report(s, start=p.start, end=p.end, user=values["user"] or None,
-                               policy=policy, period_label=p.label)
         # The fragment escapes every value it prints and carries no style or script.
-        report_html = Markup(render_html_fragment(rep))
-    except FaceledgerError as exc:
-        error = exc
-        last = today(policy.oversight.timezone).isoformat()
+        report_html = Markup(render_html_fragment(board.result.report))
+    else:
+        last = board.today.isoformat()
         values["from"], values["to"] = values["from"] or last, values["to"] or last
     query = {"from": values["from"], "to": values["to"]}
     if values["user"]:
@@ -50,6 +42,6 @@ def oversight(request: Request, core: Core, caller: Overseer, date_from: str = "
     downloads = [(fmt, "/api/v1/reports/oversight?" + urlencode({**query, "format": fmt}))
                  for fmt in ("html", "csv", "json") if fmt in FORMATS]
     return render(request, "oversight.html", caller, status=error.status if error else 200,
-                  values=values, users=users, report_html=report_html,
+                  values=values, users=board.users, report_html=report_html,
                   error=error.message if error else None, downloads=downloads,
-                  timezone=policy.oversight.timezone, default_days=DEFAULT_DAYS)
+                  timezone=board.timezone, default_days=DEFAULT_DAYS)

@@ -18,13 +18,13 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from faceledger import __version__, websessions
 from faceledger.accounts import Principal
 from faceledger.api.deps import SESSION_COOKIE, Caller
 from faceledger.errors import FaceChoiceRequired, FaceledgerError
+from faceledger.http.negotiation import wants_html
 from faceledger.roles import Role, allowed
 
 HERE = Path(__file__).resolve().parent
@@ -116,11 +116,7 @@ def _session_caller(request: Request) -> Caller | None:
     core = getattr(request.app.state, "core", None)
     if not sid or core is None:
         return None
-    try:
-        with core.db.read() as s:
-            found = websessions.resolve(s, sid)
-    except (SQLAlchemyError, FaceledgerError):
-        return None
+    found = websessions.session_of_quietly(core, sid)
     if found is None:
         return None
     return Caller(found[0], "session", found[1])
@@ -135,11 +131,6 @@ def error_page(request: Request, exc: FaceledgerError) -> Response:
                   code=exc.code, message=exc.message, status_code=exc.status,
                   faces=faces or [], home=home_for(caller.principal.role) if caller else "/",
                   permission=exc.details.get("permission") if exc.status == 403 else None)
-
-
-def _wants_html(request: Request) -> bool:
-    return (not request.url.path.startswith("/api/")
-            and "text/html" in request.headers.get("accept", ""))
 
 
 def register_web(app: FastAPI) -> None:
@@ -171,7 +162,7 @@ def register_web(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if _wants_html(request) and 400 <= exc.status_code < 500:
+        if wants_html(request) and 400 <= exc.status_code < 500:
             message = {404: "there is no such page",
                        405: "this page does not accept that kind of request"}.get(
                 exc.status_code, str(exc.detail))

@@ -3,25 +3,21 @@ ledgered) and the model card of the model in use."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
+from faceledger import policy_service
 from faceledger.api.deps import Caller, Core, need
 from faceledger.core import Faceledger
-from faceledger.db.schema import LedgerEntry
-from faceledger.errors import FaceledgerError, NotFoundError
-from faceledger.oversight.flags import WEEKDAYS
-from faceledger.policy import describe, load_policy, policy_path
+from faceledger.errors import NotFoundError
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)
-Anyone = Annotated[Caller, Depends(need("collections.read"))]  # every role holds it
+Anyone = Annotated[Caller, Depends(need("signed_in"))]  # every role holds it
 # A card is shown in the page only when it cannot run anything.
 ACTIVE = re.compile(r"<\s*(script|iframe|object|embed|form|base|meta\s+http-equiv)\b|\son[a-z]+\s*="
                     r"|javascript:", re.I)
@@ -29,35 +25,11 @@ CARD_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
             "frame-ancestors 'self'; base-uri 'none'; form-action 'none'; sandbox")
 
 
-def _ledgered(core: Faceledger) -> dict[str, Any] | None:
-    """The latest "policy.loaded" ledger entry: the policy's hash, source and text."""
-    with core.db.read() as s:
-        entry = s.execute(select(LedgerEntry).where(LedgerEntry.kind == "policy.loaded")
-                          .order_by(LedgerEntry.seq.desc()).limit(1)).scalar_one_or_none()
-        if entry is None or not entry.payload:
-            return None
-        payload = json.loads(entry.payload)
-        return {"sha256": payload.get("sha256"), "source": payload.get("source"),
-                "text": payload.get("text"), "seq": entry.seq, "ts": entry.ts}
-
-
 @router.get("/policy")
 def policy_page(request: Request, core: Core, caller: Anyone) -> Response:
-    policy = core.policy()  # loads (and ledgers) it if this process has not yet
-    ledgered = _ledgered(core)
-    on_disk: str | None = None
-    try:
-        current = load_policy(policy_path(core.settings.home, core.settings.policy_file))
-        on_disk = current.sha256
-        if ledgered is None:
-            ledgered = {"sha256": current.sha256, "source": current.source,
-                        "text": current.text, "seq": None, "ts": None}
-    except FaceledgerError:
-        on_disk = None
-    days = ", ".join(WEEKDAYS[d] for d in sorted(policy.oversight.working_days))
-    return render(request, "policy.html", caller, p=describe(policy), ledgered=ledgered,
-                  changed=bool(ledgered and on_disk and on_disk != ledgered["sha256"]),
-                  working_days=days)
+    view = policy_service.policy_view(core, caller.principal)
+    return render(request, "policy.html", caller, p=view.policy, ledgered=view.ledgered,
+                  changed=view.changed, working_days=view.working_days)
 
 
 def _card(core: Faceledger) -> Path | None:

@@ -7,12 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy.exc import SQLAlchemyError
 
 from faceledger import review_queue
 from faceledger.accounts import Principal
 from faceledger.api.deps import Caller, Core, need
-from faceledger.errors import FaceledgerError
 from faceledger.web.pages import NAV_COUNTS, render
 
 router = APIRouter(include_in_schema=False)
@@ -21,9 +19,7 @@ Reviewer = Annotated[Caller, Depends(need("reviews.write"))]
 
 @router.get("/reviews")
 def review_queue_page(request: Request, core: Core, caller: Reviewer) -> Response:
-    with core.db.read() as s:
-        items = review_queue.waiting(s, caller.principal)
-    review_queue.note_views(core.db, caller.principal, items)
+    items = review_queue.waiting(core, caller.principal)
     return render(request, "reviews.html", caller,
                   waiting=[w for w in items if not w.yours],
                   yours=[w for w in items if w.yours])
@@ -34,11 +30,7 @@ def nav_count(request: Request, principal: Principal) -> int | None:
     core = getattr(request.app.state, "core", None)
     if core is None:
         return None
-    try:
-        with core.db.read() as s:
-            return review_queue.waiting_count(s, principal)
-    except (SQLAlchemyError, FaceledgerError):
-        return None  # a count is a hint; the page itself still renders
+    return review_queue.nav_count(core, principal)
 
 
 NAV_COUNTS["/reviews"] = nav_count

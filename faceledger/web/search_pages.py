@@ -11,17 +11,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
+from faceledger import search
 from faceledger.api.deps import Caller, Core, need
-from faceledger.collections import list_collections
 from faceledger.core import Faceledger
 from faceledger.errors import (
     FaceChoiceRequired,
     FaceledgerError,
-    ImageTooLargeError,
     PolicyRefusal,
     ValidationError,
 )
-from faceledger.search import SearchRequest, run_search
+from faceledger.http.uploads import read_form_file
+from faceledger.search import SearchRequest
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -32,9 +32,7 @@ MODES = [("investigate", "Investigate — ranked candidates, no threshold"),
 
 def _form_page(request: Request, core: Faceledger, caller: Caller, values: dict[str, Any],
                error: FaceledgerError | None = None) -> Response:
-    with core.db.read() as s:
-        collections = list_collections(s)
-    policy = core.policy()
+    options = search.form_options(core, caller.principal)
     faces = error.details.get("faces", []) if isinstance(error, FaceChoiceRequired) else []
     message = error.message if error else None
     if faces:  # the service's message speaks of face numbers; say it the web way
@@ -42,12 +40,7 @@ def _form_page(request: Request, core: Faceledger, caller: Caller, values: dict[
                    "numbered 1, 2, … left to right).")
     rule = error.details.get("rule") if isinstance(error, PolicyRefusal) else None
     return render(request, "search.html", caller, status=error.status if error else 200,
-                  values=values, error=message, rule=rule, faces=faces,
-                  purposes=policy.purposes, offences=policy.offences,
-                  auth_purposes=policy.authorisation.required_for_purposes,
-                  urgent_hours=f"{policy.authorisation.urgent_window_hours:g}",
-                  modes=MODES, collections=collections,
-                  max_upload_bytes=core.settings.max_upload_bytes)
+                  values=values, error=message, rule=rule, faces=faces, modes=MODES, **options)
 
 
 def _int_field(raw: str, label: str, default: int | None) -> int | None:
@@ -61,14 +54,8 @@ def _int_field(raw: str, label: str, default: int | None) -> int | None:
 
 
 def _read_probe(probe: UploadFile | None, limit: int) -> bytes:
-    if probe is None or not probe.filename:
-        raise ValidationError("choose a probe photo (or drop one on the drop zone)")
-    data = probe.file.read(limit + 1)
-    if len(data) > limit:
-        raise ImageTooLargeError(f"the probe photo is over the {limit}-byte limit")
-    if not data:
-        raise ValidationError("the probe photo is empty")
-    return data
+    return read_form_file(probe, limit, "the probe photo",
+                          "choose a probe photo (or drop one on the drop zone)")
 
 
 @router.get("/search")
@@ -102,13 +89,10 @@ def search_submit(
         k = _int_field(top_k, "top-k", 20)
         number = _int_field(face, "the face number", None)
         data = _read_probe(probe, core.settings.max_upload_bytes)
-        if len(authorisation_ref.strip()) > 200:
-            raise ValidationError("the authorisation reference is too long (200 characters "
-                                  "at most)")
         req = SearchRequest(case.strip(), purpose.strip(), offence.strip(), legal_basis.strip(),
                             mode, 20 if k is None else k, number, chosen or None,
                             authorisation_ref.strip() or None, is_urgent)
-        result = run_search(core, caller.principal, data, req)
+        result = search.run_search(core, caller.principal, data, req)
     except FaceledgerError as exc:
         return _form_page(request, core, caller, values, exc)
     # "pending": held for a supervisor; its page says so and shows no candidates.

@@ -6,7 +6,6 @@ load the face API's thumbnails."""
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -18,36 +17,23 @@ from faceledger.core import Faceledger
 from faceledger.errors import (
     FaceChoiceRequired,
     FaceledgerError,
-    ImageTooLargeError,
     NoFaceError,
     ValidationError,
 )
-from faceledger.gallery import faces_with_provenance
+from faceledger.http.media import data_uri, media_type
+from faceledger.http.uploads import read_form_file
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 SubjectAdmin = Annotated[Caller, Depends(need("subjects.manage"))]
-IMAGE_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
-               "gif": "image/gif", "webp": "image/webp", "bmp": "image/bmp"}
 
 
-def _data_uri(data: bytes, media: str) -> str:
-    return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _media(name: str) -> str:
-    return IMAGE_TYPES.get(name.rsplit(".", 1)[-1].lower(), "image/jpeg")
+def _data_uri(data: bytes, name: str) -> str:
+    return data_uri(data, media_type(name, "image/jpeg"))
 
 
 def _read_photo(photo: UploadFile | None, limit: int) -> bytes:
-    if photo is None or not photo.filename:
-        raise ValidationError("choose a photo of the person")
-    data = photo.file.read(limit + 1)
-    if len(data) > limit:
-        raise ImageTooLargeError(f"the photo is over the {limit}-byte limit")
-    if not data:
-        raise ValidationError("the photo is empty")
-    return data
+    return read_form_file(photo, limit, "the photo", "choose a photo of the person")
 
 
 def _face_index(raw: str) -> int | None:
@@ -60,18 +46,15 @@ def _face_index(raw: str) -> int | None:
     except ValueError:
         raise ValidationError(f"the face number must be a whole number, not {raw[:20]!r}"
                               ) from None
-    if n < 1:
-        raise ValidationError("face numbers start at 1")
-    return n
+    return n  # the service checks the range
 
 
 def _reference(raw: str) -> str:
-    ref = raw.strip()
-    if not ref:
+    """The form asks for a reference (the API and CLI let it be empty); the service checks
+    its length."""
+    if not raw.strip():
         raise ValidationError("give the request's reference (e.g. the subject's request number)")
-    if len(ref) > 200:
-        raise ValidationError("the reference is too long (200 characters at most)")
-    return ref
+    return raw
 
 
 def _problem(exc: FaceledgerError, data: bytes | None, photo: UploadFile | None
@@ -84,7 +67,7 @@ def _problem(exc: FaceledgerError, data: bytes | None, photo: UploadFile | None
                               "choose the photo again and click the person's face.")
         problem["faces"] = faces
         if data and photo is not None and photo.filename:
-            problem["photo"] = _data_uri(data, _media(photo.filename))
+            problem["photo"] = _data_uri(data, photo.filename)
     elif isinstance(exc, NoFaceError):
         problem["message"] = ("no face was found in the photo: use a clear, frontal photo of "
                               "the person.")
@@ -159,27 +142,21 @@ def erase_find(request: Request, core: Core, caller: SubjectAdmin,
         ref = _reference(reference)
         idx = _face_index(face)
         data = _read_photo(photo, core.settings.max_upload_bytes)
-        hits = subjects.find_faces(core, subjects.subject_embedding(core, data, idx))
+        hits = subjects.erase_preview(core, caller.principal, data, idx, reference=ref)
     except FaceledgerError as exc:
         return _page(request, core, caller, status=exc.status, section="erase",
                      problem=_problem(exc, data, photo), form={"erase": form})
-    with core.db.read() as s:
-        prov = faces_with_provenance(s, [h.face_id for h in hits])
     found = []
     for h in hits:
         try:
-            thumb: str | None = _data_uri(core.files.read(h.thumbnail_path),
-                                          _media(h.thumbnail_path))
+            thumb: str | None = _data_uri(core.files.read(h.thumbnail_path), h.thumbnail_path)
         except FaceledgerError:
             thumb = None
-        f = prov.get(h.face_id)
-        src = f.image.sources[0] if f is not None and f.image.sources else None
         found.append({"face_id": h.face_id, "image_id": h.image_id, "collection": h.collection,
                       "similarity": h.similarity, "thumb": thumb,
-                      "source_url": src.source_url if src else None,
-                      "original_path": src.original_path if src else None})
+                      "source_url": h.source_url, "original_path": h.original_path})
     return _page(request, core, caller, section="erase", found=found,
-                 form={"erase": {**form, "reference": ref}})
+                 form={"erase": {**form, "reference": ref.strip()}})
 
 
 @router.post("/subjects/erase")

@@ -37,7 +37,7 @@ def test_search_two_faces_then_choose(live_server: LiveServer) -> None:
         assert top["source_url"] == "https://example.org/grace.jpg" and top["rank"] == 1
         # Calibrated bands: each candidate's band, the bands' thresholds and FMRs stated.
         bands = body["bands"]
-        assert bands["likely"]["fmr"] == 1e-6 and bands["possible"]["fmr"] == 1e-4
+        assert bands["likely"]["fmr"] == 1e-6 and bands["possible"]["fmr"] == 1e-3
         assert bands["likely"]["threshold"] > bands["possible"]["threshold"]
         for cand in body["candidates"]:
             want = ("likely" if cand["similarity"] >= bands["likely"]["threshold"] else
@@ -105,6 +105,24 @@ def test_two_person_review(live_server: LiveServer) -> None:
         viewed = c.get("/api/v1/ledger", params={"kind": "search.viewed"}).json()["entries"]
         assert [(e["actor"], e["payload"]["searcher"]) for e in viewed
                 if e["payload"]["search_id"] == sid] == [("ian", "ivy")]
+
+
+def test_search_routes_document_their_responses(live_server: LiveServer) -> None:
+    """Every search, review and approval route names its response schema in the OpenAPI."""
+    with live_server.client() as c:
+        paths = c.get("/api/v1/openapi.json").json()["paths"]
+    routes = [("/api/v1/searches", "post", "200"), ("/api/v1/searches", "get", "200"),
+              ("/api/v1/probe/faces", "post", "200"),
+              ("/api/v1/searches/{search_id}", "get", "200"),
+              ("/api/v1/searches/{search_id}/reviews", "post", "201"),
+              ("/api/v1/reviews/waiting", "get", "200"), ("/api/v1/approvals", "get", "200"),
+              ("/api/v1/approvals/{search_id}", "post", "200"),
+              ("/api/v1/searches/{search_id}/outcome", "post", "201"),
+              ("/api/v1/searches/{search_id}/authorisation", "post", "200")]
+    for path, method, code in routes:
+        responses = paths[path][method]["responses"]
+        schema = responses[code]["content"]["application/json"]["schema"]
+        assert "$ref" in schema or "$ref" in schema.get("items", {}), (path, method, schema)
 
 
 def test_ingest_upload_job(live_server: LiveServer) -> None:

@@ -95,3 +95,30 @@ def test_review_queue_endpoint(live_server: LiveServer) -> None:
         assert all(w["search_id"] != sid for w in c.get("/api/v1/reviews/waiting").json())
     with live_server.client("audrey") as c:
         assert c.get("/api/v1/reviews/waiting").status_code == 403
+
+
+def test_governance_endpoints_are_typed_and_keep_their_json(live_server: LiveServer) -> None:
+    from faceledger.policy import describe, load_policy
+
+    with live_server.client("audrey") as c:
+        spec = c.get("/api/v1/openapi.json").json()["paths"]
+        for path, method in [("/api/v1/ledger", "get"), ("/api/v1/ledger/verify", "get"),
+                             ("/api/v1/subjects/optout", "post"),
+                             ("/api/v1/subjects/erase/preview", "post"),
+                             ("/api/v1/subjects/erase", "post"),
+                             ("/api/v1/subjects/access", "post"),
+                             ("/api/v1/retention/run", "post"), ("/api/v1/policy", "get"),
+                             ("/api/v1/reports/oversight", "get")]:
+            ok = next(v for k, v in spec[path][method]["responses"].items() if k[0] == "2")
+            assert ok["content"]["application/json"]["schema"], path  # documented
+        assert c.get("/api/v1/policy").json() == describe(load_policy(None).policy)
+        verify = c.get("/api/v1/ledger/verify").json()
+        assert set(verify) == {"ok", "entries", "head_seq", "head_hash", "first_bad_seq",
+                               "reason"} and verify["ok"] is True
+        assert c.post("/api/v1/retention/run").status_code == 403
+    with live_server.client("root") as c:
+        assert c.post("/api/v1/retention/run").json() == {"probes": [], "results": [],
+                                                         "unauthorised": []}
+        photo = {"photo": ("a.jpg", encode(astronaut_face()), "image/jpeg")}
+        zero = c.post("/api/v1/subjects/access", files=photo, data={"face": "0"})
+        assert zero.status_code == 422 and zero.json()["code"] == "invalid_request"

@@ -170,3 +170,31 @@ def test_no_tokens_or_passwords_in_server_log(live_server: LiveServer) -> None:
     for u in live_server.users.values():
         assert u["token"] not in log and u["password"] not in log
     assert "flk_" not in log
+
+
+def test_any_signed_in_user_is_its_own_permission() -> None:
+    """"signed_in" (every role) gates what any signed-in user may do; "collections.read" no
+    longer stands in for it."""
+    declared = {(m, p): perm for m, p, perm in ROUTES}
+    for route in [("GET", "/api/v1/me"), ("GET", "/api/v1/models"),
+                  ("GET", "/api/v1/models/card"), ("POST", "/logout"), ("GET", "/")]:
+        assert declared[route] == "signed_in", route
+    assert {p for _, p, perm in ROUTES if perm == "collections.read"} == {
+        "/api/v1/collections", "/api/v1/collections/{name}"}
+    assert PERMISSIONS["signed_in"] == frozenset(Role)
+
+
+def test_gallery_and_account_routes_document_their_responses() -> None:
+    spec = create_app(Settings(), load_models=False).openapi()
+    for method, path in [("get", "/api/v1/collections"), ("post", "/api/v1/collections"),
+                         ("get", "/api/v1/collections/{name}"), ("get", "/api/v1/me"),
+                         ("get", "/api/v1/users"), ("post", "/api/v1/users"),
+                         ("post", "/api/v1/users/{name}/disable"),
+                         ("post", "/api/v1/users/{name}/token"),
+                         ("get", "/api/v1/ingest/jobs"), ("get", "/api/v1/ingest/jobs/{job_id}"),
+                         ("get", "/api/v1/faces/{face_id}"), ("get", "/api/v1/images/{image_id}"),
+                         ("get", "/api/v1/models"), ("get", "/health"), ("get", "/ready")]:
+        responses = spec["paths"][path][method]["responses"]
+        ok = responses.get("200") or responses["201"]
+        schema = ok["content"]["application/json"]["schema"]
+        assert "$ref" in schema or "$ref" in schema.get("items", {}), (method, path, schema)

@@ -14,8 +14,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from faceledger.cli.report import period, register
+from faceledger.cli.report import register
 from faceledger.errors import PermissionDeniedError
+from faceledger.oversight.period import resolve
 from faceledger.oversight.render import CSV_COLUMNS, render, render_html, render_html_fragment
 from faceledger.oversight.report import OversightReport
 from tests.oversight.conftest import Builder
@@ -147,6 +148,6 @@ def test_cli_refuses_bad_input_and_investigators(build: Builder) -> None:
 
 
 def test_period_is_whole_local_days() -> None:
-    start, end = period("2025-07-01", "2025-07-31", "Europe/London")
-    assert start.isoformat() == "2025-06-30T23:00:00+00:00"
-    assert end.isoformat() == "2025-07-31T23:00:00+00:00"
+    p = resolve("2025-07-01", "2025-07-31", "Europe/London")
+    assert p.start.isoformat() == "2025-06-30T23:00:00+00:00"
+    assert p.end.isoformat() == "2025-07-31T23:00:00+00:00"

@@ -5,8 +5,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from faceledger import collections
 from faceledger.api.deps import Caller, Core, need
-from faceledger.collections import add_collection, list_collections
+from faceledger.api.schemas_gallery import CollectionOut
 
 router = APIRouter(tags=["collections"])
 
@@ -17,28 +18,22 @@ class CollectionIn(BaseModel):
     description: str = Field(default="", max_length=4000)
 
 
-@router.get("/collections")
-def get_collections(core: Core, _: Annotated[Caller, Depends(need("collections.read"))]
+@router.get("/collections", response_model=list[CollectionOut])
+def get_collections(core: Core, caller: Annotated[Caller, Depends(need("collections.read"))]
                     ) -> list[dict[str, Any]]:
-    with core.db.read() as s:
-        return list_collections(s)
+    return collections.collection_list(core, caller.principal)
 
 
-@router.post("/collections", status_code=201)
+@router.post("/collections", status_code=201, response_model=CollectionOut)
 def create_collection(body: CollectionIn, core: Core,
                       caller: Annotated[Caller, Depends(need("collections.manage"))]
                       ) -> dict[str, Any]:
-    with core.db.write() as s:
-        add_collection(s, body.name, body.legal_basis, body.description,
-                       actor=caller.principal)
-    return get_collection(body.name, core, caller)
+    return collections.create_collection(core, caller.principal, body.name, body.legal_basis,
+                                         body.description)
 
 
-@router.get("/collections/{name}")
+@router.get("/collections/{name}", response_model=CollectionOut)
 def get_collection(name: str, core: Core,
-                   _: Annotated[Caller, Depends(need("collections.read"))]) -> dict[str, Any]:
-    from faceledger.collections import get_collection as fetch
-
-    with core.db.read() as s:
-        fetch(s, name)  # NotFound with a hint
-        return next(c for c in list_collections(s) if c["name"] == name)
+                   caller: Annotated[Caller, Depends(need("collections.read"))]
+                   ) -> dict[str, Any]:
+    return collections.collection_detail(core, caller.principal, name)

@@ -8,17 +8,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from faceledger import __version__
+from faceledger.api.schemas_gallery import HealthOut, ReadyOut
 
 router = APIRouter(tags=["health"])
 PUBLIC = True  # no route here needs a caller
 
 
-@router.get("/health")
+@router.get("/health", response_model=HealthOut)
 def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/ready")
+@router.get("/ready", response_class=JSONResponse,
+            responses={200: {"model": ReadyOut, "description": "ready"},
+                       503: {"model": ReadyOut, "description": "still starting"}})
 def ready(request: Request) -> JSONResponse:
     ok = bool(getattr(request.app.state, "ready", False))
     body: dict[str, Any] = {"ready": ok}

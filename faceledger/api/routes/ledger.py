@@ -5,17 +5,47 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
-from faceledger import ledger
+from faceledger import ledger_service
 from faceledger.api.deps import Caller, Core, need
+from faceledger.ledger_service import SEQ_MAX, Filters
 
 router = APIRouter(tags=["ledger"])
-SEQ_MAX = 2**63 - 1  # the column is a signed 64-bit integer
 
 
-@router.get("/ledger")
+class LedgerEntryOut(BaseModel):
+    seq: int
+    ts: str = Field(description="ISO 8601 UTC")
+    kind: str
+    actor: str | None
+    case: str | None
+    payload: dict[str, Any] | None
+    payload_digest: str
+    prev_hash: str
+    hash: str
+
+
+class LedgerPageOut(BaseModel):
+    entries: list[LedgerEntryOut]
+    order: Literal["newest", "oldest"]
+    limit: int
+    next: dict[str, int] | None = Field(description="query parameters of the following page")
+    prev: dict[str, int] | None = Field(description="query parameters of the page before")
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    entries: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None
+    reason: str | None
+
+
+@router.get("/ledger", response_model=LedgerPageOut)
 def read_ledger(
-    core: Core, _: Annotated[Caller, Depends(need("ledger.read"))],
+    core: Core, caller: Annotated[Caller, Depends(need("ledger.read"))],
     user: Annotated[str | None, Query(max_length=120, description="actor")] = None,
     case: Annotated[str | None, Query(max_length=200)] = None,
     kind: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z][a-z_.]*$",
@@ -31,18 +61,16 @@ def read_ledger(
     """A page of entries, newest first by default. Follow `next` (its query parameters) for the
     following page in the same order, `prev` for the one before; null at either end."""
     newest = order == "newest"
-    with core.db.read() as s:
-        pg = ledger.page(s, user=user, case_ref=case, kind=kind, before=before, after=after,
-                         limit=limit, newest_first=newest)
-        entries = [ledger.entry_dict(e) for e in pg.entries]
+    pg = ledger_service.read_entries(core, caller.principal, Filters(user, case, kind),
+                                     before=before, after=after, limit=limit,
+                                     newest_first=newest)
     older = {"before": pg.older} if pg.older is not None else None
     newer = {"after": pg.newer} if pg.newer is not None else None
-    return {"entries": entries, "order": order, "limit": limit,
+    return {"entries": pg.entries, "order": order, "limit": limit,
             "next": older if newest else newer, "prev": newer if newest else older}
 
 
-@router.get("/ledger/verify")
-def verify_ledger(core: Core, _: Annotated[Caller, Depends(need("ledger.verify"))]
+@router.get("/ledger/verify", response_model=VerifyOut)
+def verify_ledger(core: Core, caller: Annotated[Caller, Depends(need("ledger.verify"))]
                   ) -> dict[str, Any]:
-    with core.db.read() as s:
-        return ledger.verify(s).as_dict()
+    return ledger_service.verify_chain(core, caller.principal).as_dict()

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from faceledger.api.deps import Caller, Core, need
-from faceledger.oversight.period import DEFAULT_DAYS, resolve
+from faceledger.oversight import service
+from faceledger.oversight.period import DEFAULT_DAYS
 from faceledger.oversight.render import render_csv, render_html, render_json
-from faceledger.oversight.report import build_report
 
 router = APIRouter(tags=["oversight"])
+REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
+    "description": "The report: JSON (default), CSV or a self-contained HTML file",
+    "content": {"application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}}}}}
 
 
-@router.get("/reports/oversight", response_class=Response)
+@router.get("/reports/oversight", response_class=Response, responses=REPORT_RESPONSES)
 def oversight_report(
-    core: Core, _: Annotated[Caller, Depends(need("reports.read"))],
+    core: Core, caller: Annotated[Caller, Depends(need("reports.read"))],
     date_from: Annotated[str | None, Query(alias="from", max_length=10, description=(
         f"YYYY-MM-DD; default: {DEFAULT_DAYS} days up to 'to'"))] = None,
     date_to: Annotated[str | None, Query(alias="to", max_length=10, description=(
@@ -28,16 +33,12 @@ def oversight_report(
 ) -> Response:
     """Who searched, when, how often, for what, with what result; misuse flags with evidence.
     Without from/to: the last 90 days, in the policy's oversight timezone."""
-    policy = core.policy()
-    p = resolve(date_from, date_to, policy.oversight.timezone)
-    date_from, date_to = p.first.isoformat(), p.last.isoformat()
-    with core.db.read() as s:
-        rep = build_report(s, start=p.start, end=p.end, user=user, policy=policy,
-                           period_label=p.label)
+    done = service.oversight_report(core, caller.principal, date_from, date_to, user)
+    rep, first, last = done.report, done.period.first.isoformat(), done.period.last.isoformat()
     if format == "csv":
         return Response(render_csv(rep), media_type="text/csv", headers={
-            "content-disposition": f'attachment; filename="oversight-{date_from}-{date_to}.csv"'})
+            "content-disposition": f'attachment; filename="oversight-{first}-{last}.csv"'})
     if format == "html":
         return HTMLResponse(render_html(rep), headers={
-            "content-disposition": f'attachment; filename="oversight-{date_from}-{date_to}.html"'})
+            "content-disposition": f'attachment; filename="oversight-{first}-{last}.html"'})
     return JSONResponse(content=json.loads(render_json(rep)))

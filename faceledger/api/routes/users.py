@@ -7,9 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from faceledger import accounts
+from faceledger import account_services
 from faceledger.api.deps import Caller, Core, need
-from faceledger.passwords import hash_password
+from faceledger.api.schemas_accounts import (
+    MeOut,
+    TokenOut,
+    UserCreatedOut,
+    UserDisabledOut,
+    UserOut,
+)
 from faceledger.roles import Role
 
 router = APIRouter(tags=["users"])
@@ -22,45 +28,34 @@ class UserIn(BaseModel):
     unit: str | None = Field(default=None, max_length=200)
 
 
-@router.get("/me")
-def me(caller: Annotated[Caller, Depends(need("collections.read"))]) -> dict[str, Any]:
+@router.get("/me", response_model=MeOut)
+def me(caller: Annotated[Caller, Depends(need("signed_in"))]) -> dict[str, Any]:
     p = caller.principal
     return {"user": p.name, "role": p.role, "via": caller.via}
 
 
-@router.get("/users")
-def list_users(core: Core, _: Annotated[Caller, Depends(need("users.read"))]
+@router.get("/users", response_model=list[UserOut])
+def list_users(core: Core, caller: Annotated[Caller, Depends(need("users.read"))]
                ) -> list[dict[str, Any]]:
-    with core.db.read() as s:
-        return [{"name": u.name, "role": u.role, "disabled": u.disabled,
-                 "created_at": u.created_at.isoformat(), "has_password": bool(u.password_hash)}
-                for u in accounts.list_users(s)]
+    return account_services.user_list(core, caller.principal)
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, response_model=UserCreatedOut)
 def add_user(body: UserIn, core: Core, caller: Annotated[Caller, Depends(need("users.manage"))]
              ) -> dict[str, Any]:
     """Create a user; the API token is returned once and stored only as a hash."""
-    pw = hash_password(body.password) if body.password else None
-    with core.db.write() as s:
-        user, token = accounts.create_user(s, body.name, body.role.value,
-                                           actor=caller.principal, password_hash=pw,
-                                           unit=body.unit)
-    return {"user": user.name, "role": user.role, "token": token}
+    return account_services.add_user(core, caller.principal, body.name, body.role.value,
+                                     password=body.password, unit=body.unit)
 
 
-@router.post("/users/{name}/disable")
+@router.post("/users/{name}/disable", response_model=UserDisabledOut)
 def disable_user(name: str, core: Core,
                  caller: Annotated[Caller, Depends(need("users.manage"))]) -> dict[str, Any]:
-    with core.db.write() as s:
-        accounts.disable_user(s, name, actor=caller.principal)
-    return {"user": name, "disabled": True}
+    return account_services.disable_user(core, caller.principal, name)
 
 
-@router.post("/users/{name}/token")
+@router.post("/users/{name}/token", response_model=TokenOut)
 def rotate_token(name: str, core: Core,
                  caller: Annotated[Caller, Depends(need("users.manage"))]) -> dict[str, Any]:
     """Revoke the user's tokens and return a new one."""
-    with core.db.write() as s:
-        token = accounts.rotate_token(s, name, actor=caller.principal)
-    return {"user": name, "token": token}
+    return account_services.rotate_token(core, caller.principal, name)

@@ -1,0 +1,97 @@
+"""Subject rights (admins): opt-out, erasure (preview, then confirm) and subject access."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from faceledger import subjects
+from faceledger.api.deps import Caller, Core, need
+from faceledger.http.media import data_uri
+from faceledger.http.uploads import read_capped
+from faceledger.probefaces import FACE_HELP
+
+FaceField = Annotated[int | None, Form(ge=1, description=FACE_HELP)]
+SubjectAdmin = Annotated[Caller, Depends(need("subjects.manage"))]
+
+router = APIRouter(tags=["subjects"])
+
+
+class EraseIn(BaseModel):
+    face_ids: list[int] = Field(max_length=10_000)  # none: the service refuses, saying why
+    reference: str = Field(default="", max_length=200)
+
+
+class OptoutOut(BaseModel):
+    optout_id: int
+
+
+class PreviewFace(BaseModel):
+    face_id: int
+    image_id: int
+    collection: str
+    similarity: float
+    thumbnail: str = Field(description="data: URI (JPEG)")
+
+
+class PreviewOut(BaseModel):
+    faces: list[PreviewFace]
+
+
+class ErasedOut(BaseModel):
+    images: int
+    faces: int
+
+
+class AccessRow(BaseModel):
+    search_id: int
+    date: str = Field(description="when the search started (ISO 8601)")
+    purpose: str
+    offence: str
+    unit: str
+    matched_as: list[str] = Field(description="probe and/or result")
+    outcome: str | None
+
+
+async def _photo(core: Core, photo: UploadFile) -> bytes:
+    return await read_capped(photo, core.settings.max_upload_bytes, "the photo")
+
+
+@router.post("/subjects/optout", status_code=201, response_model=OptoutOut)
+async def optout(core: Core, caller: SubjectAdmin, photo: Annotated[UploadFile, File()],
+                 reference: Annotated[str, Form(max_length=200)] = "",
+                 face: FaceField = None) -> dict[str, Any]:
+    """Block a person's face from every result and future ingest."""
+    data = await _photo(core, photo)
+    oid = await run_in_threadpool(subjects.optout, core, caller.principal, data, reference,
+                                  face)
+    return {"optout_id": oid}
+
+
+@router.post("/subjects/erase/preview", response_model=PreviewOut)
+async def erase_preview(core: Core, caller: SubjectAdmin, photo: Annotated[UploadFile, File()],
+                        face: FaceField = None) -> dict[str, Any]:
+    """The faces an erasure would remove, with thumbnails, for the operator to confirm."""
+    data = await _photo(core, photo)
+    found = await run_in_threadpool(subjects.erase_preview, core, caller.principal, data, face)
+    return {"faces": [{"face_id": f.face_id, "image_id": f.image_id, "collection": f.collection,
+                       "similarity": f.similarity,
+                       "thumbnail": data_uri(core.files.read(f.thumbnail_path), "image/jpeg")}
+                      for f in found]}
+
+
+@router.post("/subjects/erase", response_model=ErasedOut)
+def erase(body: EraseIn, core: Core, caller: SubjectAdmin) -> dict[str, Any]:
+    """Delete the images holding the confirmed faces (rows, files, thumbnails, vectors)."""
+    return subjects.erase(core, caller.principal, body.face_ids, body.reference)
+
+
+@router.post("/subjects/access", response_model=list[AccessRow])
+async def access(core: Core, caller: SubjectAdmin, photo: Annotated[UploadFile, File()],
+                 face: FaceField = None) -> list[dict[str, Any]]:
+    """Who searched for this face? (date, purpose, unit, outcome)."""
+    data = await _photo(core, photo)
+    return await run_in_threadpool(subjects.access, core, caller.principal, data, face)
