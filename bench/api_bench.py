@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lfw_gallery import build_gallery, load_npz
 
-from faceledger import accounts
+from faceledger.accounts import users as accounts
 
 
 def pct(values: list[float], q: float) -> float:

@@ -16,14 +16,14 @@ _PIPE: Any = None
 
 def _init() -> None:
     global _PIPE
-    from faceledger.pipeline import FacePipeline
+    from faceledger.faces.pipeline import FacePipeline
     from faceledger.settings import Settings
 
     _PIPE = FacePipeline.from_settings(Settings())
 
 
 def _embed(path: str) -> tuple[str, np.ndarray, bool, int]:
-    from faceledger.detect import Box
+    from faceledger.faces.detect import Box
 
     pipe = _PIPE
     img = pipe.decode(Path(path).read_bytes())

@@ -48,9 +48,9 @@ def run_face_recognition(files: list[Path], processes: int) -> dict[str, Any]:
 
 
 def run_faceledger(files: list[Path], workers: int) -> dict[str, Any]:
-    from faceledger.collections import add_collection
     from faceledger.core import Faceledger
-    from faceledger.ingest import Ingest
+    from faceledger.gallery.collections import add_collection
+    from faceledger.gallery.ingest import Ingest
     from faceledger.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:

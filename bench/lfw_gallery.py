@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from faceledger.collections import add_collection
 from faceledger.core import Faceledger
 from faceledger.db.schema import Face, Image, ImageSource
+from faceledger.gallery.collections import add_collection
 from faceledger.settings import Settings
 
 

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from faceledger.index import (
+from faceledger.gallery.index import (
     DEFAULT_EXACT_MAX,
     DEFAULT_NPROBE,
     FlatIndex,
@@ -45,8 +45,8 @@ from faceledger.index import (
     VectorIndex,
     nlist_for,
 )
-from faceledger.index.faiss_common import faiss_module
-from faceledger.index.faiss_hnsw import DEFAULT_EF_SEARCH
+from faceledger.gallery.index.faiss_common import faiss_module
+from faceledger.gallery.index.faiss_hnsw import DEFAULT_EF_SEARCH
 
 DIM = 128
 PER_IDENTITY = 10

@@ -8,18 +8,19 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from faceledger import accounts, ledger
-from faceledger.accounts import Principal
-from faceledger.calibration import seed_calibrations
+from faceledger.accounts import users as accounts
+from faceledger.accounts.passwords import hash_password
+from faceledger.accounts.users import Principal
 from faceledger.db.engine import Database
 from faceledger.db.schema import User
 from faceledger.errors import ConflictError
-from faceledger.indexstore import IndexStore
-from faceledger.passwords import hash_password
-from faceledger.pipeline import FacePipeline
-from faceledger.policy import LoadedPolicy, Policy, load_policy, policy_path, record_if_changed
+from faceledger.faces.pipeline import FacePipeline
+from faceledger.gallery.indexstore import IndexStore
+from faceledger.gallery.storage import FileStore
+from faceledger.governance import ledger
+from faceledger.governance.calibration import seed_calibrations
+from faceledger.governance.policy import LoadedPolicy, Policy, load_policy, policy_path, record_if_changed
 from faceledger.settings import Settings
-from faceledger.storage import FileStore
 
 
 class Faceledger:

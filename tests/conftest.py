@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from faceledger import accounts
-from faceledger.accounts import Principal
-from faceledger.collections import add_collection
+from faceledger.accounts import users as accounts
+from faceledger.accounts.users import Principal
 from faceledger.core import Faceledger
+from faceledger.gallery.collections import add_collection
 from faceledger.settings import Settings
 
 

@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from faceledger import accounts
-from faceledger.collections import add_collection
+from faceledger.accounts import users as accounts
+from faceledger.accounts.passwords import hash_password
 from faceledger.core import Faceledger
-from faceledger.ingest import Ingest
-from faceledger.passwords import hash_password
+from faceledger.gallery.collections import add_collection
+from faceledger.gallery.ingest import Ingest
 from faceledger.settings import Settings
 from tests.photos import astronaut_face, encode, grace_hopper
 

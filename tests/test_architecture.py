@@ -95,7 +95,7 @@ def _imports(path: Path, tree: ast.Module) -> Iterator[Import]:
         elif isinstance(node, ast.ImportFrom):
             module = _resolve_from(path, node)
             for alias in node.names:
-                # ``from faceledger import ledger`` imports the module faceledger.ledger
+                # ``from faceledger.governance import ledger`` imports the module faceledger.governance.ledger
                 sub = f"{module}.{alias.name}"
                 is_module = (ROOT / Path(*sub.split("."))).with_suffix(".py").exists() or (
                     ROOT / Path(*sub.split(".")) / "__init__.py").exists()
@@ -274,7 +274,7 @@ def undocumented_responses(doc: dict[str, Any]) -> list[str]:
 def test_every_api_response_is_documented(tmp_path: Path) -> None:
     """/api/v1/openapi.json gives a response schema for every JSON endpoint (pydantic
     ``response_model``s beside the routes)."""
-    from faceledger.api.app import create_app  # here: the AST checks above run without it
+    from faceledger.server import create_app  # here: the AST checks above run without it
     from faceledger.settings import Settings
 
     app = create_app(Settings(home=tmp_path / "home", workers=1), load_models=False)
@@ -289,24 +289,25 @@ def test_every_api_response_is_documented(tmp_path: Path) -> None:
 def test_checkers_see_through_type_checking_and_function_imports(tmp_path: Path) -> None:
     tree = ast.parse(
         "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from faceledger.search import SearchRequest\n"
-        "else:\n    import faceledger.ledger\n"
-        "def f(core):\n    from faceledger.gallery import x\n"
+        "if TYPE_CHECKING:\n    from faceledger.search.service import SearchRequest\n"
+        "else:\n    import faceledger.governance.ledger\n"
+        "def f(core):\n    from faceledger.gallery.repository import x\n"
         "    with core.db.write() as s:\n        return s\n"
         "def g(db):\n    with db.read() as s:\n        return s\n"
         "def h(files):\n    return files.read()\n")
     imports = [(i.target, i.typing_only) for i in _imports(PACKAGE / "web" / "x.py", tree)]
-    assert ("faceledger.search", True) in imports
-    assert ("faceledger.ledger", False) in imports and ("faceledger.gallery", False) in imports
+    assert ("faceledger.search.service", True) in imports
+    assert ("faceledger.governance.ledger", False) in imports
+    assert ("faceledger.gallery.repository", False) in imports
     opened = [ast.unparse(n) for n, _ in _walk(tree) if _opens_transaction(n)]
     assert opened == ["core.db.write()", "db.read()"]
 
 
 def test_relative_and_from_package_imports_resolve() -> None:
-    tree = ast.parse("from .. import deps\nfrom ...web import pages\n"
+    tree = ast.parse("from .. import docs\nfrom ...web import pages\n"
                      "from faceledger import web, __version__\n")
     targets = [i.target for i in _imports(PACKAGE / "api" / "routes" / "x.py", tree)]
-    assert targets == ["faceledger.api.deps", "faceledger.web.pages", "faceledger.web",
+    assert targets == ["faceledger.api.docs", "faceledger.web.pages", "faceledger.web",
                        "faceledger"]
     assert [_node(t) for t in targets] == ["api", "web", "web", None]
 

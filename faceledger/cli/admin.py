@@ -10,16 +10,16 @@ from typing import Any
 
 import typer
 
-from faceledger import account_services
-from faceledger.cli.common import emit_json, login, open_app
-from faceledger.errors import ConflictError, ValidationError
-from faceledger.passwords import (
+from faceledger.accounts import service as account_services
+from faceledger.accounts.passwords import (
     INITIAL_FILE,
     check_password,
     forget_initial,
     generate_password,
     load_initial,
 )
+from faceledger.cli.common import emit_json, login, open_app
+from faceledger.errors import ConflictError, ValidationError
 
 users = typer.Typer(help="Manage users and their API tokens (admins only).", no_args_is_help=True)
 
@@ -189,7 +189,7 @@ def serve(
     """Run the REST API and web UI (models load once at start-up)."""
     import uvicorn
 
-    from faceledger.api.app import create_app
+    from faceledger.server import create_app
     from faceledger.settings import get_settings
 
     settings = get_settings()

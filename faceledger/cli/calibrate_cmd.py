@@ -8,7 +8,6 @@ from typing import Any
 
 import typer
 
-from faceledger.calibration import set_calibration
 from faceledger.cli.common import emit_json, login, open_app
 from faceledger.cli.evaluate import (
     CacheOpt,
@@ -24,6 +23,7 @@ from faceledger.errors import ValidationError
 from faceledger.eval import calibrate as cal
 from faceledger.eval import card as card_mod
 from faceledger.eval.embedset import EmbedSet
+from faceledger.governance.calibration import set_calibration
 
 
 def _details(res: cal.CalibrationResult, es: EmbedSet, name: str, root: Path, excluded: int,

@@ -10,8 +10,8 @@ from typing import Any
 
 import typer
 
-from faceledger import account_services
-from faceledger.accounts import Principal
+from faceledger.accounts import service as account_services
+from faceledger.accounts.users import Principal
 from faceledger.core import Faceledger
 from faceledger.errors import FaceledgerError
 from faceledger.roles import require

@@ -22,7 +22,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from faceledger.calibration import current_calibration, packaged_defaults
 from faceledger.cli.common import emit_json, open_app
 from faceledger.errors import ValidationError
 from faceledger.eval import calibrate as cal
@@ -32,7 +31,8 @@ from faceledger.eval.groups import GroupReport, group_report, load_groups
 from faceledger.eval.identify import IdentifyReport, Protocol, evaluate_identification
 from faceledger.eval.pairs import PairSet, load_pairs
 from faceledger.eval.verify import VerifyReport, evaluate_pairs, published_accuracy
-from faceledger.facemodels.base import available_models
+from faceledger.faces.models.base import available_models
+from faceledger.governance.calibration import current_calibration, packaged_defaults
 from faceledger.settings import Settings, get_settings
 
 evaluate = typer.Typer(help="Accuracy evaluation and model cards (no data home needed).",

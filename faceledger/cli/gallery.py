@@ -8,10 +8,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from faceledger import indexstore
 from faceledger.cli.common import emit_json, login, open_app
-from faceledger.collections import collection_list, create_collection
-from faceledger.ingest import Ingest, IngestSummary
+from faceledger.gallery import indexstore
+from faceledger.gallery.collections import collection_list, create_collection
+from faceledger.gallery.ingest import Ingest, IngestSummary
 
 collections = typer.Typer(help="Collections: lawfully held image sets.", no_args_is_help=True)
 index = typer.Typer(help="The vector index (rebuilt from the database).", no_args_is_help=True)

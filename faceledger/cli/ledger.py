@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from faceledger import ledger_service
 from faceledger.cli.common import emit_json, login, open_app
 from faceledger.errors import LedgerIntegrityError
-from faceledger.ledger_service import Filters
-from faceledger.ledger_summary import summary
+from faceledger.governance import ledger_service
+from faceledger.governance.ledger_service import Filters
+from faceledger.governance.ledger_summary import summary
 
 ledger = typer.Typer(help="The hash-chained ledger (auditors and admins).", no_args_is_help=True)
 

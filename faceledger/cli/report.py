@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from faceledger.accounts import Principal
+from faceledger.accounts.users import Principal
 from faceledger.cli.common import login, open_app
 from faceledger.core import Faceledger
 from faceledger.errors import ValidationError

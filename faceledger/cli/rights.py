@@ -8,10 +8,11 @@ from typing import Any
 
 import typer
 
-from faceledger import approval, outcomes, policy_service, retention, subjects
 from faceledger.cli.common import emit_json, login, open_app
 from faceledger.errors import ValidationError
-from faceledger.probefaces import FACE_HELP
+from faceledger.faces.probefaces import FACE_HELP
+from faceledger.oversight import policy_service, retention, subjects
+from faceledger.search import approval, outcomes
 
 approvals = typer.Typer(help="Searches waiting for a supervisor.", no_args_is_help=True)
 subject = typer.Typer(help="Subject rights: opt-out, erasure, access.", no_args_is_help=True)

@@ -10,8 +10,8 @@ import typer
 
 from faceledger.cli.common import emit_json, login, open_app
 from faceledger.errors import ValidationError
-from faceledger.probefaces import FACE_HELP
-from faceledger.search import SearchRequest, run_search
+from faceledger.faces.probefaces import FACE_HELP
+from faceledger.search.service import SearchRequest, run_search
 
 
 def search(
@@ -122,7 +122,7 @@ def _bar(score: float, bands: dict[str, Any], width: int = 20) -> str:
 
 def models() -> None:
     """List the face model backends and their capabilities."""
-    from faceledger.facemodels import available_models
+    from faceledger.faces.models import available_models
 
     emit_json({k: asdict(v) for k, v in available_models().items()})
 

@@ -22,14 +22,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from faceledger.errors import ValidationError
 from faceledger.eval import metrics
-from faceledger.eval.embedset import EmbedSet
+
+if TYPE_CHECKING:
+    from faceledger.eval.embedset import EmbedSet
 
 MIN_ERRORS = 10
 HIST_EDGES = np.linspace(-1.0, 1.0, 801)

@@ -14,13 +14,15 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faceledger
 from faceledger.eval.calibrate import HIST_EDGES, Scan, fmr_table
-from faceledger.eval.groups import GroupReport
-from faceledger.eval.identify import IdentifyReport
-from faceledger.eval.verify import VerifyReport
+
+if TYPE_CHECKING:
+    from faceledger.eval.groups import GroupReport
+    from faceledger.eval.identify import IdentifyReport
+    from faceledger.eval.verify import VerifyReport
 
 CARD_MD, CARD_HTML, CARD_JSON = "model-card.md", "model-card.html", "model-card.json"
 

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from faceledger.decode import is_image_file
-from faceledger.detect import Box, Detection, Detector
 from faceledger.errors import FaceledgerError, ValidationError
-from faceledger.facemodels.base import ModelOptions, available_models, load_model
-from faceledger.pipeline import FacePipeline
+from faceledger.faces.decode import is_image_file
+from faceledger.faces.detect import Box, Detection, Detector
+from faceledger.faces.models.base import ModelOptions, available_models, load_model
+from faceledger.faces.pipeline import FacePipeline
 from faceledger.settings import Settings
 
 FACE_RULE = "nearest-centre; rescue: other detector, then middle-half box"

@@ -20,12 +20,14 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from faceledger.errors import ValidationError
-from faceledger.eval.embedset import EmbedSet
+
+if TYPE_CHECKING:
+    from faceledger.eval.embedset import EmbedSet
 
 CROSS = "(cross-group)"
 

@@ -22,13 +22,15 @@ rank <= 50 with no threshold (FNIR = 1 - CMC(50)).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from faceledger.errors import ValidationError
 from faceledger.eval import metrics
-from faceledger.eval.embedset import EmbedSet
+
+if TYPE_CHECKING:
+    from faceledger.eval.embedset import EmbedSet
 
 MIN_ERRORS = 10  # an FPIR estimate needs >= MIN_ERRORS / FPIR non-mated searches
 

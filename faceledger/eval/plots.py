@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -11,8 +12,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from faceledger.eval import metrics
-from faceledger.eval.identify import IdentifyReport
-from faceledger.eval.verify import VerifyReport
+
+if TYPE_CHECKING:
+    from faceledger.eval.identify import IdentifyReport
+    from faceledger.eval.verify import VerifyReport
 
 
 def _figure() -> tuple[Figure, Axes]:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from faceledger.errors import ValidationError
 from faceledger.eval import metrics
-from faceledger.eval.embedset import EmbedSet
-from faceledger.eval.pairs import PairSet
+
+if TYPE_CHECKING:
+    from faceledger.eval.embedset import EmbedSet
+    from faceledger.eval.pairs import PairSet
 
 FAR_TARGETS = (1e-2, 1e-3)
 

@@ -4,14 +4,17 @@ to it in the thread pool with one clean-up path (a refused job leaves no upload 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from faceledger.accounts import Principal
-from faceledger.core import Faceledger
 from faceledger.http.uploads import discard, stage_upload
-from faceledger.jobs import JobRunner
+
+if TYPE_CHECKING:
+    from faceledger.accounts.users import Principal
+    from faceledger.core import Faceledger
+    from faceledger.gallery.jobs import JobRunner
 
 
 def job_runner(request: Request) -> JobRunner:

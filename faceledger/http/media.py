@@ -6,7 +6,7 @@ import base64
 
 from fastapi.responses import Response
 
-from faceledger.decode import web_rendition
+from faceledger.faces.decode import web_rendition
 
 OCTET_STREAM = "application/octet-stream"
 IMAGE_TYPES: dict[str, str] = {

@@ -7,11 +7,14 @@ from __future__ import annotations
 import secrets
 import shutil
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from fastapi import UploadFile
 
-from faceledger.core import Faceledger
 from faceledger.errors import ImageTooLargeError, ValidationError
+
+if TYPE_CHECKING:
+    from faceledger.core import Faceledger
 
 CHUNK = 1 << 20
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")

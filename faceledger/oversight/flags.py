@@ -10,13 +10,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from faceledger.oversight.records import SearchRecord, iso
-from faceledger.policy import Oversight
+
+if TYPE_CHECKING:
+    from faceledger.governance.policy import Oversight
 
 SMALL_PRODUCT = 256  # rows up to which similarity products are computed without BLAS
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

@@ -10,12 +10,14 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from faceledger.oversight.flags import WEEKDAYS, flags_by_search
-from faceledger.oversight.report import OversightReport
 from faceledger.oversight.summary import period_text, when
+
+if TYPE_CHECKING:
+    from faceledger.oversight.report import OversightReport
 
 FORMATS = ("json", "csv", "html")
 CSV_COLUMNS = ("search_id", "started_at", "local_time", "user", "role", "unit", "case",

@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -30,7 +30,9 @@ from faceledger.oversight.records import (
     load_searches,
 )
 from faceledger.oversight.summary import answers
-from faceledger.policy import Policy
+
+if TYPE_CHECKING:
+    from faceledger.governance.policy import Policy
 
 
 @dataclass(frozen=True)

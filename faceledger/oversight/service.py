@@ -16,7 +16,7 @@ from faceledger.oversight.report import OversightReport, build_report
 from faceledger.roles import require
 
 if TYPE_CHECKING:
-    from faceledger.accounts import Principal
+    from faceledger.accounts.users import Principal
     from faceledger.core import Faceledger
 
 USER_MAX = 120

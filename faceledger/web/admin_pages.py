@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from faceledger import account_services
-from faceledger.api.deps import Caller, Core, need
-from faceledger.collections import collection_list, create_collection
+from faceledger.accounts import service as account_services
+from faceledger.accounts.passwords import MIN_PASSWORD
 from faceledger.core import Faceledger
 from faceledger.errors import FaceledgerError
-from faceledger.passwords import MIN_PASSWORD
+from faceledger.gallery.collections import collection_list, create_collection
+from faceledger.http.deps import Caller, Core, need
 from faceledger.roles import Role
 from faceledger.web.pages import render
 

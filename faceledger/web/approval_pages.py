@@ -11,10 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from faceledger import approval
-from faceledger.api.deps import Caller, Core, need
 from faceledger.core import Faceledger
 from faceledger.errors import FaceledgerError, ValidationError
+from faceledger.http.deps import Caller, Core, need
+from faceledger.search import approval
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)

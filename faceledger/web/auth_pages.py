@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from faceledger import websessions
-from faceledger.api.deps import SESSION_COOKIE, Caller, Core, need
+from faceledger.accounts import websessions
 from faceledger.errors import AuthenticationError, PermissionDeniedError
+from faceledger.http.deps import SESSION_COOKIE, Caller, Core, need
 from faceledger.web.pages import home_for, render
 
 router = APIRouter(include_in_schema=False)

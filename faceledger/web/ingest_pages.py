@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from faceledger.api.deps import Caller, Core, need
-from faceledger.collections import collection_list
 from faceledger.core import Faceledger
 from faceledger.errors import FaceledgerError
+from faceledger.gallery.collections import collection_list
+from faceledger.gallery.ingest import collection_name
+from faceledger.http.deps import Caller, Core, need
 from faceledger.http.jobs import job_runner, submit_upload
-from faceledger.ingest import collection_name
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)

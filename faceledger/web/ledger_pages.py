@@ -10,12 +10,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from faceledger import ledger_service
-from faceledger.api.deps import Caller, Core, need
 from faceledger.errors import ValidationError
+from faceledger.governance import ledger_service
+from faceledger.governance.ledger_service import SEQ_MAX, Filters
+from faceledger.governance.ledger_summary import summary
 from faceledger.http.dates import optional_day
-from faceledger.ledger_service import SEQ_MAX, Filters
-from faceledger.ledger_summary import summary
+from faceledger.http.deps import Caller, Core, need
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)

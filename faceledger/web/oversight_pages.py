@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
-from faceledger.api.deps import Caller, Core, need
+from faceledger.http.deps import Caller, Core, need
 from faceledger.oversight import service
 from faceledger.oversight.period import DEFAULT_DAYS
 from faceledger.oversight.render import FORMATS, render_html_fragment

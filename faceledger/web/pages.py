@@ -20,10 +20,11 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from faceledger import __version__, websessions
-from faceledger.accounts import Principal
-from faceledger.api.deps import SESSION_COOKIE, Caller
+from faceledger import __version__
+from faceledger.accounts import websessions
+from faceledger.accounts.users import Principal
 from faceledger.errors import FaceChoiceRequired, FaceledgerError
+from faceledger.http.deps import SESSION_COOKIE, Caller
 from faceledger.http.negotiation import wants_html
 from faceledger.roles import Role, allowed
 

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from faceledger import policy_service
-from faceledger.api.deps import Caller, Core, need
 from faceledger.core import Faceledger
 from faceledger.errors import NotFoundError
+from faceledger.http.deps import Caller, Core, need
+from faceledger.oversight import policy_service
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)

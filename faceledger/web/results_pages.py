@@ -10,12 +10,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from faceledger import outcomes, results, retention, search_view
-from faceledger.api.deps import Caller, Core, need
 from faceledger.core import Faceledger
 from faceledger.errors import FaceledgerError, NotFoundError
 from faceledger.http.dates import optional_day
+from faceledger.http.deps import Caller, Core, need
+from faceledger.oversight import retention
 from faceledger.roles import Role, allowed
+from faceledger.search import outcomes, results
+from faceledger.search import view as search_view
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)

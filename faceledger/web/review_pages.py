@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from faceledger import review_queue
-from faceledger.accounts import Principal
-from faceledger.api.deps import Caller, Core, need
+from faceledger.accounts.users import Principal
+from faceledger.http.deps import Caller, Core, need
+from faceledger.search import review_queue
 from faceledger.web.pages import NAV_COUNTS, render
 
 router = APIRouter(include_in_schema=False)

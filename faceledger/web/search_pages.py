@@ -11,8 +11,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
-from faceledger import search
-from faceledger.api.deps import Caller, Core, need
 from faceledger.core import Faceledger
 from faceledger.errors import (
     FaceChoiceRequired,
@@ -20,8 +18,10 @@ from faceledger.errors import (
     PolicyRefusal,
     ValidationError,
 )
+from faceledger.http.deps import Caller, Core, need
 from faceledger.http.uploads import read_form_file
-from faceledger.search import SearchRequest
+from faceledger.search import service as search
+from faceledger.search.service import SearchRequest
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)

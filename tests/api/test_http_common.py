@@ -17,7 +17,6 @@ from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from faceledger.api.app import create_app
 from faceledger.api.schemas_search import SearchListItem
 from faceledger.core import Faceledger
 from faceledger.errors import FaceledgerError, ImageTooLargeError, ValidationError
@@ -25,7 +24,8 @@ from faceledger.http.dates import optional_day, parse_day
 from faceledger.http.media import data_uri, image_response, media_type
 from faceledger.http.negotiation import wants_html
 from faceledger.http.uploads import discard, read_capped, read_form_file, safe_name, stage_upload
-from faceledger.results import SearchSummary
+from faceledger.search.results import SearchSummary
+from faceledger.server import create_app
 from faceledger.settings import Settings
 from tests.netpbm import ppm
 from tests.photos import encode

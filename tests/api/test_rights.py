@@ -98,7 +98,7 @@ def test_review_queue_endpoint(live_server: LiveServer) -> None:
 
 
 def test_governance_endpoints_are_typed_and_keep_their_json(live_server: LiveServer) -> None:
-    from faceledger.policy import describe, load_policy
+    from faceledger.governance.policy import describe, load_policy
 
     with live_server.client("audrey") as c:
         spec = c.get("/api/v1/openapi.json").json()["paths"]

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from faceledger.api.app import create_app
 from faceledger.roles import PERMISSIONS, Role
+from faceledger.server import create_app
 from faceledger.settings import Settings
 from tests.live import LiveServer
 
@@ -109,7 +109,7 @@ def test_security_headers(live_server: LiveServer) -> None:
 
 
 def _session_cookie(live_server: LiveServer, user: str) -> tuple[str, str]:
-    from faceledger import websessions
+    from faceledger.accounts import websessions
     from faceledger.db.engine import Database
 
     db = Database(f"sqlite:///{live_server.home / 'faceledger.db'}")

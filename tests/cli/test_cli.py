@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import ImageEnhance
 
-from faceledger import websessions
+from faceledger.accounts import websessions
 from faceledger.cli.admin import local_actor
 from faceledger.core import Faceledger
 from faceledger.errors import AuthenticationError

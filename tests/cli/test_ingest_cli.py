@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from faceledger.cli.gallery import summary_lines
-from faceledger.ingest import IngestSummary
+from faceledger.gallery.ingest import IngestSummary
 from tests.netpbm import pgm, ppm
 from tests.photos import astronaut_face, collage, encode, grace_hopper, noise_image
 

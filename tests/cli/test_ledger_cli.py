@@ -7,8 +7,8 @@ import json
 
 from typer.testing import CliRunner
 
-from faceledger import ledger
 from faceledger.cli.main import app
+from faceledger.governance import ledger
 from tests.conftest import World
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner, Result
 
 from faceledger.cli.main import app
 from faceledger.errors import NoFaceError, PermissionDeniedError, ValidationError
-from faceledger.policy import describe, load_policy
+from faceledger.governance.policy import describe, load_policy
 from tests.conftest import World
 from tests.photos import noise_image
 

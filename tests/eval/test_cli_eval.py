@@ -11,11 +11,11 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from faceledger.calibration import active_calibration
 from faceledger.cli import evaluate
 from faceledger.db.schema import LedgerEntry
 from faceledger.errors import PermissionDeniedError, ValidationError
 from faceledger.eval import card as card_mod
+from faceledger.governance.calibration import active_calibration
 from tests.conftest import World
 from tests.photos import astronaut_face, grace_hopper, noise_image, variants
 

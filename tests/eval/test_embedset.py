@@ -9,7 +9,6 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from faceledger.detect import Box, Detection
 from faceledger.errors import ValidationError
 from faceledger.eval.card import latest_card, publish
 from faceledger.eval.embedset import (
@@ -22,6 +21,7 @@ from faceledger.eval.embedset import (
     save_cache,
     walk_dataset,
 )
+from faceledger.faces.detect import Box, Detection
 from faceledger.settings import Settings
 from tests.photos import astronaut
 

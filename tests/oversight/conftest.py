@@ -14,11 +14,11 @@ import numpy.typing as npt
 import pytest
 from sqlalchemy import select
 
-from faceledger import ledger
 from faceledger.db.schema import Outcome, Search, User
+from faceledger.governance import ledger
+from faceledger.governance.policy import Policy
 from faceledger.oversight.flags import FlagConfig
 from faceledger.oversight.report import OversightReport, build_report
-from faceledger.policy import Policy
 from tests.conftest import World
 
 Vec = npt.NDArray[np.float32]

@@ -3,9 +3,9 @@ below its threshold."""
 
 from __future__ import annotations
 
+from faceledger.governance.policy import Oversight
 from faceledger.oversight.flags import Flag, FlagConfig, HoursThresholds, SameFaceThresholds
 from faceledger.oversight.report import OversightReport
-from faceledger.policy import Oversight
 from tests.oversight.conftest import Builder, at
 
 PERIOD = ("2025-03-01 00:00", "2025-04-01 00:00")

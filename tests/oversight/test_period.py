@@ -12,12 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from faceledger.api.app import create_app
 from faceledger.cli.main import app as cli_app
 from faceledger.errors import ValidationError
 from faceledger.oversight import plots
 from faceledger.oversight.period import DEFAULT_DAYS, resolve
 from faceledger.oversight.render import render_html_fragment
+from faceledger.server import create_app
 from tests.oversight.conftest import Builder
 
 LABEL = "the default: the last 90 days"

@@ -193,7 +193,7 @@ def test_empty_period_and_bad_period(build: Builder) -> None:
 
 
 def test_days_follow_the_policy_timezone(build: Builder) -> None:
-    from faceledger.policy import Oversight
+    from faceledger.governance.policy import Oversight
 
     build.search("ivy", "2025-07-07 23:30", "C-1")  # 00:30 on 8 July in London (BST)
     policy = build.world.app.policy()

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from faceledger import ledger
 from faceledger.core import Faceledger
+from faceledger.governance import ledger
 from faceledger.settings import Settings
 from faceledger.web.ledger_pages import PAGE
 from tests.live import LiveServer

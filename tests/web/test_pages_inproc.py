@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from faceledger.api.app import create_app
 from faceledger.core import Faceledger
+from faceledger.server import create_app
 from faceledger.settings import Settings
 from faceledger.web.auth_pages import safe_next
 from faceledger.web.ledger_pages import summary
@@ -109,7 +109,7 @@ def test_policy_page_shows_the_policy_and_its_hash(client: TestClient) -> None:
                  "purged after 90 days", "07:00–19:00"):
         assert text in r.text, text
     sha = r.text.split('data-testid="policy-sha">')[1].split("<")[0]
-    from faceledger.policy import load_policy
+    from faceledger.governance.policy import load_policy
 
     assert sha == load_policy(None).sha256
     assert 'href="/policy"' in r.text and 'href="/model"' in r.text  # footer links

@@ -26,7 +26,7 @@ PREFIX = "/api/v1"
 def register_api(app: FastAPI) -> None:
     from fastapi.staticfiles import StaticFiles
 
-    from faceledger.api.app import SWAGGER_UI_DIR
+    from faceledger.api.docs import SWAGGER_UI_DIR
 
     app.mount("/static/swagger", StaticFiles(directory=SWAGGER_UI_DIR), name="swagger")
     app.include_router(health.router)

@@ -5,9 +5,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from faceledger import collections
-from faceledger.api.deps import Caller, Core, need
 from faceledger.api.schemas_gallery import CollectionOut
+from faceledger.gallery import collections
+from faceledger.http.deps import Caller, Core, need
 
 router = APIRouter(tags=["collections"])
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from faceledger import gallery_service
-from faceledger.api.deps import Caller, Core, need
 from faceledger.api.schemas_gallery import FaceOut, ImageOut
+from faceledger.gallery import service as gallery_service
+from faceledger.http.deps import Caller, Core, need
 from faceledger.http.media import image_response
 
 router = APIRouter(tags=["faces"])

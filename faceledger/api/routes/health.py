@@ -34,6 +34,6 @@ def ready(request: Request) -> JSONResponse:
 
 @router.get("/docs", include_in_schema=False)
 def docs() -> HTMLResponse:
-    from faceledger.api.app import docs_html
+    from faceledger.api.docs import docs_html
 
     return HTMLResponse(docs_html())

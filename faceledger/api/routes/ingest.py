@@ -5,8 +5,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel
 
-from faceledger.api.deps import Caller, Core, need
 from faceledger.api.schemas_gallery import JobOut
+from faceledger.http.deps import Caller, Core, need
 from faceledger.http.jobs import job_runner, submit_upload
 
 router = APIRouter(tags=["ingest"])

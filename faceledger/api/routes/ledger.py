@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from faceledger import ledger_service
-from faceledger.api.deps import Caller, Core, need
-from faceledger.ledger_service import SEQ_MAX, Filters
+from faceledger.governance import ledger_service
+from faceledger.governance.ledger_service import SEQ_MAX, Filters
+from faceledger.http.deps import Caller, Core, need
 
 router = APIRouter(tags=["ledger"])
 

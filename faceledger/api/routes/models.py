@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
-from faceledger import models_service
-from faceledger.api.deps import Caller, Core, need
 from faceledger.api.schemas_gallery import ModelsOut
+from faceledger.governance import models_service
+from faceledger.http.deps import Caller, Core, need
 
 router = APIRouter(tags=["models"])
 SignedIn = Annotated[Caller, Depends(need("signed_in"))]

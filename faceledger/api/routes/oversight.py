@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from faceledger import approval, outcomes, retention
-from faceledger.api.deps import Caller, Core, need
 from faceledger.api.schemas_search import AuthorisationOut, DecisionOut, OutcomeOut, PendingOut
+from faceledger.http.deps import Caller, Core, need
+from faceledger.oversight import retention
+from faceledger.search import approval, outcomes
 
 router = APIRouter(tags=["oversight"])
 

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from faceledger import policy_service
-from faceledger.api.deps import Caller, Core, need
-from faceledger.policy import Policy
+from faceledger.governance.policy import Policy
+from faceledger.http.deps import Caller, Core, need
+from faceledger.oversight import policy_service
 
 router = APIRouter(tags=["policy"])
 

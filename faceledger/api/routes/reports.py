@@ -7,16 +7,43 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
 
-from faceledger.api.deps import Caller, Core, need
+from faceledger.http.deps import Caller, Core, need
 from faceledger.oversight import service
 from faceledger.oversight.period import DEFAULT_DAYS
 from faceledger.oversight.render import render_csv, render_html, render_json
 
 router = APIRouter(tags=["oversight"])
+
+
+class OversightReportOut(BaseModel):
+    """The JSON report's shape (faceledger.oversight.report.OversightReport.as_dict)."""
+
+    period: dict[str, Any] = Field(description="start, end (exclusive), timezone, working hours/days, label")
+    user: str | None = Field(description="the user the report is limited to, if any")
+    generated_at: str
+    answers: list[str] = Field(description="plain sentences: since when, by whom, role played, charged")
+    usage: dict[str, Any]
+    users: list[dict[str, Any]] = Field(description="per user: first/last search, searches, cases")
+    per_day: dict[str, Any]
+    per_hour: dict[str, int]
+    per_purpose: dict[str, int]
+    per_offence: dict[str, int]
+    per_case: dict[str, int]
+    outcomes: dict[str, Any] = Field(description="counts, rates, no_outcome_share, role_played, charged")
+    refused_attempts: Any
+    refused_by_rule: dict[str, int]
+    signin_failures: Any
+    approvals: Any
+    flags: list[dict[str, Any]] = Field(description="misuse flags, each with its evidence")
+    searches: list[dict[str, Any]]
+
+
 REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
     "description": "The report: JSON (default), CSV or a self-contained HTML file",
-    "content": {"application/json": {"schema": {"type": "object"}},
+    "model": OversightReportOut,
+    "content": {
                 "text/csv": {"schema": {"type": "string"}},
                 "text/html": {"schema": {"type": "string"}}}}}
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from faceledger import retention
-from faceledger.api.deps import Caller, Core, need
+from faceledger.http.deps import Caller, Core, need
+from faceledger.oversight import retention
 
 router = APIRouter(tags=["retention"])
 

@@ -12,8 +12,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from faceledger import results, review_queue, search, search_view
-from faceledger.api.deps import Caller, Core, need
 from faceledger.api.schemas_search import (
     ProbeFacesOut,
     ReviewOut,
@@ -23,10 +21,14 @@ from faceledger.api.schemas_search import (
     WaitingOut,
 )
 from faceledger.errors import ValidationError
+from faceledger.faces.probefaces import FACE_HELP
+from faceledger.http.deps import Caller, Core, need
 from faceledger.http.media import image_response
 from faceledger.http.uploads import read_capped
-from faceledger.probefaces import FACE_HELP
-from faceledger.search import SearchRequest
+from faceledger.search import results, review_queue
+from faceledger.search import service as search
+from faceledger.search import view as search_view
+from faceledger.search.service import SearchRequest
 
 router = APIRouter(tags=["search"])
 Reader = Annotated[Caller, Depends(need("searches.read"))]

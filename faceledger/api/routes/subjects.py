@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from faceledger import subjects
-from faceledger.api.deps import Caller, Core, need
+from faceledger.faces.probefaces import FACE_HELP
+from faceledger.http.deps import Caller, Core, need
 from faceledger.http.media import data_uri
 from faceledger.http.uploads import read_capped
-from faceledger.probefaces import FACE_HELP
+from faceledger.oversight import subjects
 
 FaceField = Annotated[int | None, Form(ge=1, description=FACE_HELP)]
 SubjectAdmin = Annotated[Caller, Depends(need("subjects.manage"))]

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from faceledger import account_services
-from faceledger.api.deps import Caller, Core, need
+from faceledger.accounts import service as account_services
 from faceledger.api.schemas_accounts import (
     MeOut,
     TokenOut,
@@ -16,6 +15,7 @@ from faceledger.api.schemas_accounts import (
     UserDisabledOut,
     UserOut,
 )
+from faceledger.http.deps import Caller, Core, need
 from faceledger.roles import Role
 
 router = APIRouter(tags=["users"])

@@ -1,0 +1,1 @@
+"""Face stages: decode -> detect -> align -> embed (pipeline), and the model backends."""

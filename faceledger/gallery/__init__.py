@@ -1,0 +1,1 @@
+"""Collections, ingest, image storage, the gallery repository, opt-outs, vector indexes."""

@@ -1,0 +1,237 @@
+"""The gallery's vector indexes: one per (model, collection), on disk under ``<home>/index``.
+
+The database is the source of truth. An index file is a cache of the embeddings there: on first
+use in a process it is reconciled with the database (faces committed but not yet indexed when a
+process died are added; faces deleted meanwhile are removed), and ``rebuild`` recreates it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from faceledger.db.schema import Face
+from faceledger.faces.embed import check_same_model
+from faceledger.gallery.collections import get_collection, list_collections
+from faceledger.gallery.index import HnswIndex, IvfIndex, VectorIndex, build_index, load_index
+from faceledger.gallery.index.faiss_hnsw import DEFAULT_EF_SEARCH
+from faceledger.gallery.repository import faces_version
+from faceledger.roles import require
+
+if TYPE_CHECKING:
+    from faceledger.accounts.users import Principal
+    from faceledger.core import Faceledger
+    from faceledger.db.engine import Database
+
+DIM = 128
+READ_BATCH = 10_000  # rows per fetch when loading a collection's embeddings
+
+
+class IndexStore:
+    def __init__(self, root: Path, db: Database, *, exact_max: int, nprobe: int,
+                 approximate: str = "hnsw", ef_search: int = DEFAULT_EF_SEARCH) -> None:
+        self.approximate = approximate
+        self.root = root
+        self.db = db
+        self.exact_max = exact_max
+        self.nprobe = nprobe
+        self.ef_search = ef_search
+        self._open: dict[tuple[str, int], VectorIndex] = {}
+        self._dirty: set[tuple[str, int]] = set()
+        self._seen: dict[tuple[str, int], int] = {}  # collection faces_version last reconciled
+        self._lock = threading.RLock()
+
+    def _path(self, model_id: str, collection_id: int) -> Path:
+        return self.root / model_id / f"collection-{collection_id}.faiss"
+
+    def _db_vectors(self, model_id: str, collection_id: int,
+                    only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The collection's ids and embeddings (just the faces ``only`` names, when given), in id
+        order, read in batches into arrays sized up front.
+
+        Measured on 1M faces in SQLite: peak +533 MiB for 488 MiB of vectors, against +1,690 MiB
+        when all rows were fetched, joined and copied (at 10M faces: ~5 GB against ~17 GB)."""
+        where = (Face.collection_id == collection_id, Face.model_id == model_id)
+        if only is None:
+            return self._read_vectors(where)
+        parts = [self._read_vectors((*where, Face.id.in_(chunk.tolist())))
+                 for chunk in np.array_split(np.sort(only), max(1, -(-only.size // READ_BATCH)))]
+        return (np.concatenate([p[0] for p in parts]),
+                np.concatenate([p[1] for p in parts]).reshape(-1, DIM))
+
+    def _read_vectors(self, where: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
+        with self.db.read() as s:
+            n = s.execute(select(func.count()).select_from(Face).where(*where)).scalar_one()
+            ids = np.empty(n, dtype=np.int64)
+            vecs = np.empty((n, DIM), dtype=np.float32)
+            filled = 0
+            result = s.execute(select(Face.id, Face.embedding).where(*where).order_by(Face.id)
+                               .execution_options(yield_per=READ_BATCH))
+            for part in result.partitions():
+                # faces committed after the count (possible outside a snapshot) come last, by
+                # id: leave them to the next reconcile, which sees the collection's new version
+                part = part[: n - filled]
+                m = len(part)
+                ids[filled:filled + m] = [r[0] for r in part]
+                vecs[filled:filled + m] = np.frombuffer(b"".join(r[1] for r in part),
+                                                        dtype="<f4").reshape(m, DIM)
+                filled += m
+                if filled == n:
+                    break
+            result.close()
+        return ids[:filled], vecs[:filled]
+
+    def _db_ids(self, model_id: str, collection_id: int) -> np.ndarray:
+        with self.db.read() as s:
+            ids = s.execute(
+                select(Face.id).where(
+                    Face.collection_id == collection_id, Face.model_id == model_id
+                )
+            ).scalars().all()
+        return np.asarray(ids, dtype=np.int64)
+
+    def rebuild(self, model_id: str, collection_id: int) -> VectorIndex:
+        with self._lock:
+            ids, vecs = self._db_vectors(model_id, collection_id)
+            index = build_index(model_id, DIM, ids, vecs, exact_max=self.exact_max,
+                                nprobe=self.nprobe, approximate=self.approximate,
+                                ef_search=self.ef_search)
+            index.save(self._path(model_id, collection_id))
+            self._open[(model_id, collection_id)] = index
+            self._dirty.discard((model_id, collection_id))
+            return index
+
+    def _version(self, collection_id: int) -> int:
+        with self.db.read() as s:
+            return faces_version(s, collection_id)
+
+    def get(self, model_id: str, collection_id: int) -> VectorIndex:
+        """The collection's index, loaded and reconciled with the database on first use, and
+        again whenever another process changed the collection's faces."""
+        key = (model_id, collection_id)
+        with self._lock:
+            version = self._version(collection_id)
+            if key in self._open:
+                index = self._open[key]
+                if self._seen.get(key) != version:
+                    self._reconcile(index, model_id, collection_id)
+                    self._seen[key] = version
+                return self._open[key]
+            path = self._path(model_id, collection_id)
+            if not path.exists():
+                index = self.rebuild(model_id, collection_id)
+            else:
+                index = load_index(path)
+                check_same_model(model_id, index.model_id)
+                # search settings come from the settings, not from when the file was written
+                if isinstance(index, HnswIndex):
+                    index.ef_search = self.ef_search
+                elif isinstance(index, IvfIndex):
+                    index.nprobe = self.nprobe
+                self._open[key] = index
+                self._reconcile(index, model_id, collection_id)
+            self._seen[key] = version
+            return self._open[key]
+
+    def _reconcile(self, index: VectorIndex, model_id: str, collection_id: int) -> None:
+        db_ids = self._db_ids(model_id, collection_id)
+        held = index.ids()
+        extra = np.setdiff1d(held, db_ids, assume_unique=False)
+        missing = np.setdiff1d(db_ids, held, assume_unique=False)
+        if len(extra) == 0 and len(missing) == 0:
+            return
+        if len(extra):
+            index.remove(extra)
+        if len(missing):
+            ids, vecs = self._db_vectors(model_id, collection_id, only=missing)
+            index.add(ids, vecs, model_id=model_id)
+        self._after_change(index, model_id, collection_id)
+
+    def _after_change(self, index: VectorIndex, model_id: str, collection_id: int) -> None:
+        # Grow from exact to approximate search once the collection passes the threshold;
+        # rebuild a graph index whose tombstones (deleted faces) pile up.
+        if ((index.capabilities.exact and index.count() > self.exact_max)
+                or getattr(index, "needs_rebuild", False)):
+            self.rebuild(model_id, collection_id)
+            return
+        self._dirty.add((model_id, collection_id))
+
+    def flush(self) -> None:
+        """Persist changed indexes. Between flushes the database is still the truth: a process
+        that dies before flushing leaves an index that ``get`` reconciles on next use."""
+        with self._lock:
+            for key in sorted(self._dirty):
+                self._open[key].save(self._path(*key))
+            self._dirty.clear()
+
+    def add(self, model_id: str, collection_id: int, ids: np.ndarray, vectors: np.ndarray,
+            version: int) -> None:
+        """Add faces this process just committed as ``version`` of the collection. If any other
+        change came in between, reconcile with the database instead."""
+        key = (model_id, collection_id)
+        with self._lock:
+            if key in self._open and self._seen.get(key) == version - 1:
+                index = self._open[key]
+                self._seen[key] = version
+            else:
+                index = self.get(model_id, collection_id)
+            keep = ~np.isin(ids, index.ids())
+            if keep.any():
+                index.add(ids[keep], vectors[keep], model_id=model_id)
+                self._after_change(index, model_id, collection_id)
+
+    def drop(self, model_id: str, collection_id: int) -> None:
+        with self._lock:
+            self._open.pop((model_id, collection_id), None)
+            self._dirty.discard((model_id, collection_id))
+            path = self._path(model_id, collection_id)
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".json").unlink(missing_ok=True)
+
+    def remove(self, model_id: str, collection_id: int, ids: np.ndarray) -> int:
+        with self._lock:
+            index = self.get(model_id, collection_id)
+            n = index.remove(ids)
+            self._after_change(index, model_id, collection_id)
+            return n
+
+    def search(self, model_id: str, collection_id: int, vector: np.ndarray, k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        index = self.get(model_id, collection_id)
+        scores, ids = index.search(vector.reshape(1, -1), k, model_id=model_id)
+        return scores[0], ids[0]
+
+
+# --- services ------------------------------------------------------------------------------
+
+def index_status(app: Faceledger, principal: Principal) -> list[dict[str, Any]]:
+    """Each collection's index for the model in use: kind and size, beside the database's."""
+    require(principal.role, "collections.read", principal.name)
+    with app.db.read() as s:
+        rows = list_collections(s)
+    out = []
+    for r in rows:
+        idx = app.indexes.get(app.model_id, r["id"])
+        out.append({"collection": r["name"], "faces_in_db": r["faces"],
+                    "faces_in_index": idx.count(), "kind": type(idx).__name__,
+                    "model_id": idx.model_id})
+    return out
+
+
+def index_rebuild(app: Faceledger, principal: Principal, collection: str | None = None
+                  ) -> list[dict[str, Any]]:
+    """Recreate the index of one collection (or of all) from the database, the source of
+    truth: [{collection, faces, kind}]."""
+    require(principal.role, "index.manage", principal.name)
+    with app.db.read() as s:
+        targets = ([(c.id, c.name) for c in [get_collection(s, collection)]] if collection
+                   else [(r["id"], r["name"]) for r in list_collections(s)])
+    out = []
+    for cid, name in targets:
+        idx = app.indexes.rebuild(app.model_id, cid)
+        out.append({"collection": name, "faces": idx.count(), "kind": type(idx).__name__})
+    return out

@@ -1,0 +1,1 @@
+"""The rules and the record: ledger, policy, calibration, keys, model card."""

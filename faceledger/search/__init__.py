@@ -1,0 +1,1 @@
+"""Accountable search: policy check, match, results, reviews, approvals, outcomes, bands."""

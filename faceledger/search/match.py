@@ -1,0 +1,122 @@
+"""match: the probe embedding against each collection's index, then the blocklist, then the
+threshold (identify mode). Pure reads; the caller records the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+
+from faceledger.db.schema import Collection
+from faceledger.errors import ValidationError
+from faceledger.gallery.optout import withheld_faces
+from faceledger.gallery.repository import faces_with_provenance
+from faceledger.governance.calibration import CalibrationInfo, active_calibration
+
+if TYPE_CHECKING:
+    from faceledger.core import Faceledger
+    from faceledger.faces.embed import Embedding
+
+
+@dataclass
+class Candidate:
+    rank: int
+    similarity: float
+    face_id: int
+    image_id: int
+    image_path: str
+    thumbnail_path: str
+    source_url: str | None
+    page_url: str | None
+    title: str | None
+    captured_at: str | None
+    collection: str
+    box: list[int]
+    sources: list[dict[str, str | None]] = field(default_factory=list)
+    image_sha256: str = ""
+    band: str | None = None  # likely | possible | unlikely (None: no calibration)
+    probe_image: bool = False  # the gallery image is the probe photo itself (same bytes)
+    duplicate_of: dict[str, Any] | None = None  # {"rank", "why": "same_bytes"}
+
+
+@dataclass
+class MatchResult:
+    hits: list[tuple[float, int]]  # (similarity, face id), best first
+    collections: list[dict[str, Any]]  # [{"collection", "faces"}] searched
+    calibration: CalibrationInfo | None
+    withheld: int  # candidates dropped because the person opted out
+
+
+def resolve_collections(app: Faceledger, model_id: str, names: list[str] | None
+                        ) -> list[tuple[int, str, int]]:
+    """(id, name, faces) of the named collections, or all; face counts from the indexes
+    (reconciled with the database), which is much cheaper than counting rows per search."""
+    with app.db.read() as s:
+        q = select(Collection.id, Collection.name).order_by(Collection.name)
+        if names:
+            q = q.where(Collection.name.in_(list(names)))
+        rows = [(int(i), str(n)) for i, n in s.execute(q).all()]
+        unknown = set(names or []) - {n for _i, n in rows}
+        known = [str(n) for n in s.execute(select(Collection.name).order_by(Collection.name))
+                 .scalars()] if unknown else []
+    if unknown:
+        hint = f"known collections: {', '.join(known)}" if known else "there are none yet"
+        raise ValidationError(f"unknown collection(s): {', '.join(sorted(unknown))} ({hint})",
+                              unknown=sorted(unknown), known=known)
+    return [(i, n, app.indexes.get(model_id, i).count()) for i, n in rows]
+
+
+def match(app: Faceledger, query: Embedding, cols: list[tuple[int, str, int]], mode: str,
+          top_k: int) -> MatchResult:
+    calibration = None
+    if mode == "identify":
+        with app.db.read() as s:
+            calibration = active_calibration(s, query.model_id)
+    hits: list[tuple[float, int]] = []
+    # Ask for a few more than top_k so withheld (opted-out) faces do not shorten the list.
+    k = top_k + 10
+    for col_id, _name, count in cols:
+        if count == 0:
+            continue
+        scores, ids = app.indexes.search(query.model_id, col_id, query.vector, min(k, count))
+        hits.extend((float(sc), int(i)) for sc, i in zip(scores, ids, strict=True) if i >= 0)
+    hits.sort(key=lambda h: -h[0])
+    if calibration is not None:
+        hits = [h for h in hits if h[0] >= calibration.threshold]
+    hits = hits[:k]
+    blocked = withheld_faces(app, query.model_id, [h[1] for h in hits])
+    kept = [h for h in hits if h[1] not in blocked][:top_k]
+    return MatchResult(kept, [{"collection": n, "faces": c} for _i, n, c in cols], calibration,
+                       sum(1 for h in hits if h[1] in blocked))
+
+
+def clip(score: float) -> float:
+    return round(float(np.clip(score, -1.0, 1.0)), 6)
+
+
+def candidates(app: Faceledger, hits: list[tuple[float, int]]) -> list[Candidate]:
+    """Candidates with provenance, as shown to the searcher."""
+    with app.db.read() as s:
+        rows = faces_with_provenance(s, [h[1] for h in hits])
+        out: list[Candidate] = []
+        for score, fid in hits:
+            face = rows.get(fid)
+            if face is None:  # erased meanwhile
+                continue
+            img = face.image
+            first = img.sources[0] if img.sources else None
+            out.append(Candidate(
+                rank=len(out) + 1, similarity=clip(score), face_id=face.id, image_id=img.id,
+                image_path=img.stored_path, thumbnail_path=face.thumbnail_path,
+                source_url=first.source_url if first else None,
+                page_url=first.page_url if first else None,
+                title=first.title if first else None,
+                captured_at=first.captured_at.isoformat() if first and first.captured_at
+                else None,
+                collection=img.collection.name, box=list(face.box), image_sha256=img.sha256,
+                sources=[{"source_url": x.source_url, "page_url": x.page_url,
+                          "title": x.title, "original_path": x.original_path}
+                         for x in img.sources]))
+    return out
