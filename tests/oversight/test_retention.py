@@ -15,8 +15,8 @@ from faceledger.governance import ledger
 from faceledger.oversight.retention import add_authorisation, run_retention
 from faceledger.search.service import SearchRequest, run_search
 from tests.conftest import World
+from tests.governance.test_policy import use_policy
 from tests.photos import astronaut_face, encode
-from tests.test_policy import use_policy
 
 
 @pytest.fixture
