@@ -2,7 +2,7 @@
 
 The functions taking a ``Session`` are the repository; the services the entry layers call
 (``app, principal`` first, one transaction each, their own permission check) are in
-``faceledger.account_services``."""
+``faceledger.accounts.service``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from faceledger.db.schema import Token, User, WebSession
@@ -100,6 +100,14 @@ def disable_user(session: Session, name: str, *, actor: Principal) -> User:
     user = get_user(session, name)
     if user.id == actor.user_id:
         raise ValidationError("you cannot disable yourself")
+    if user.disabled:
+        return user  # already disabled: nothing to do, nothing to ledger
+    if user.role == Role.admin.value:
+        others = session.execute(select(func.count()).select_from(User).where(
+            User.role == Role.admin.value, User.disabled.is_(False), User.id != user.id)
+        ).scalar_one()
+        if not others:
+            raise ConflictError(f"{name!r} is the last active admin; make another admin first")
     user.disabled = True
     now = datetime.now(UTC)
     for tok in session.execute(select(Token).where(Token.user_id == user.id,

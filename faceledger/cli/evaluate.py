@@ -134,7 +134,7 @@ def _model_info(settings: Settings) -> dict[str, Any]:
                  f"min score {settings.min_detector_score}",
                  "jitters": f"{settings.jitters} (each embedding the mean of that many "
                  "jittered copies)" if settings.jitters > 1 else "none (one pass per face)",
-                 "pipeline": "decode -> detect -> align -> embed (faceledger.pipeline)"})
+                 "pipeline": "decode -> detect -> align -> embed (faceledger.faces.pipeline)"})
     return info
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 MIN_ERRORS = 10
 HIST_EDGES = np.linspace(-1.0, 1.0, 801)
 FMR_TABLE = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
+FNMR_TABLE = (0.005, 0.01, 0.02, 0.05)  # recall-side rows: the opt-out withholding threshold
 
 
 @dataclass
@@ -125,6 +126,25 @@ def fmr_table(scan: Scan, fmrs: tuple[float, ...] = FMR_TABLE) -> list[dict[str,
     return rows
 
 
+def fnmr_table(scan: Scan, fnmrs: tuple[float, ...] = FNMR_TABLE) -> list[dict[str, Any]]:
+    """Threshold per false non-match rate, read from the mated scores: at most floor(f x M) of
+    the M mated pairs fall below it (rounded down to 1e-6: never more misses). ``fmr`` is the
+    non-mated rate at that threshold where the scan kept enough scores to count it."""
+    if not scan.mate.size:
+        return []
+    mate = np.sort(scan.mate)
+    rows = []
+    for f in fnmrs:
+        k = math.floor(f * mate.size)
+        if k < MIN_ERRORS or k >= mate.size:
+            continue
+        t = math.floor(float(mate[k]) * 1e6) / 1e6
+        covered = scan.top.size > 0 and (t > float(scan.top[-1]) or scan.top.size >= scan.n_nonmate)
+        rows.append({"fnmr": f, "threshold": t, "achieved_fnmr": float((mate < t).mean()),
+                     "fmr": false_matches(scan, t) / scan.n_nonmate if covered else None})
+    return rows
+
+
 def _table(scan: Scan, rates: tuple[float, ...], fmr: float, threshold: float,
            fnmr: float | None) -> list[dict[str, Any]]:
     """The FMR table with the target rate's row at the (rounded-up) operating threshold."""
@@ -167,7 +187,7 @@ def calibrate(es: EmbedSet, *, target_fmr: float | None = None, target_fpir: flo
     """Derive the threshold; ``es`` should hold only images with a detected face.
 
     ``details["table"]`` (threshold and FNMR per FMR) is what result bands read
-    (faceledger/bands.py): it holds the standard rates, the target rate and ``band_fmrs``
+    (faceledger/search/bands.py): it holds the standard rates, the target rate and ``band_fmrs``
     (the rates the bands are configured with), each where the data supports it."""
     fmr = _target(target_fmr, target_fpir, gallery_size)
     n_nm = nonmate_count(es.identities)
@@ -205,7 +225,8 @@ def calibrate(es: EmbedSet, *, target_fmr: float | None = None, target_fpir: flo
         "false_matches_at_threshold": fm, "achieved_fmr": achieved, "fnmr": fnmr,
         "lowest_supported_fmr": lowest,
         "expected_fpir": metrics.fpir_for_fmr(fmr, gallery_size) if gallery_size else None,
-        "table": _table(scan, rates, fmr, threshold, fnmr), "top_nonmate_pairs": top,
+        "table": _table(scan, rates, fmr, threshold, fnmr), "fnmr_table": fnmr_table(scan),
+        "top_nonmate_pairs": top,
         "warnings": warnings,
     }
     missing = [f for f in band_fmrs if not any(math.isclose(f, r["fmr"]) for r in
@@ -233,5 +254,8 @@ def describe(res: CalibrationResult) -> list[str]:
     if d["expected_fpir"] is not None:
         out.append(f"expected FPIR at gallery size {res.gallery_size:,}: 1-(1-FMR)^N = "
                    f"{d['expected_fpir']:.3g}")
+    out.extend(f"threshold at FNMR {100 * r['fnmr']:g}% (opt-out withholding): {r['threshold']:.6f}"
+               + (f" (FMR {r['fmr']:.3g})" if r["fmr"] is not None else "")
+               for r in d.get("fnmr_table", []))
     out.extend(f"warning: {w}" for w in res.warnings)
     return out

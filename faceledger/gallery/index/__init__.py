@@ -1,6 +1,6 @@
 """Local on-disk vector indexes of face embeddings, each labelled with the model that made them.
 
-``import faceledger.index`` does not import faiss; the backend imports it on first use.
+``import faceledger.gallery.index`` does not import faiss; the backend imports it on first use.
 """
 
 from __future__ import annotations

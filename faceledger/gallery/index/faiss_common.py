@@ -1,6 +1,6 @@
 """Shared machinery of the faiss-backed indexes: validation, locking, ids, save/load, mmap.
 
-``faiss`` is imported lazily (``faiss_module()``) so that ``import faceledger.index`` stays cheap.
+``faiss`` is imported lazily (``faiss_module()``) so that ``import faceledger.gallery.index`` stays cheap.
 """
 
 from __future__ import annotations

@@ -190,7 +190,7 @@ def test_empty_index_search_returns_missing(kind: str) -> None:
 
 
 def test_import_does_not_load_faiss() -> None:
-    code = "import sys, faceledger.index; assert 'faiss' not in sys.modules, 'faiss imported'"
+    code = "import sys, faceledger.gallery.index; assert 'faiss' not in sys.modules, 'faiss imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
