@@ -5,23 +5,18 @@ real work or to the input rule it breaks. Real SQLite, real models."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 
-from faceledger.accounts import users as accounts
 from faceledger.accounts.users import Principal
-from faceledger.core import Faceledger
-from faceledger.errors import FaceledgerError, PermissionDeniedError, PolicyRefusal
+from faceledger.errors import FaceledgerError, PolicyRefusal
 from faceledger.roles import Role, allowed
-from faceledger.search import approval, outcomes, results, review_queue, view
+from faceledger.search import approval, face_access, outcomes, results, review_queue, view
 from faceledger.search import service as search
 from faceledger.search.service import SearchRequest
 from tests.conftest import World
 from tests.photos import noise_image
+from tests.service_gate import Call, assert_gated, everyone
 
-Call = Callable[[Faceledger, Principal], Any]
 NOISE = noise_image()
 MISSING = 987_654  # no such search: an allowed role gets past the check to "not found"
 REQ = SearchRequest(case_ref="OP-1", purpose="criminal investigation", offence="robbery",
@@ -34,7 +29,8 @@ CALLS: list[tuple[str, str, Call]] = [
     ("results.review", "reviews.write",
      lambda a, p: results.review(a, p, MISSING, 1, "confirmed", "")),
     ("view.search_page", "searches.read", lambda a, p: view.search_page(a, p, MISSING)),
-    ("view.probe_photo", "searches.read", lambda a, p: view.probe_photo(a, p, MISSING)),
+    ("face_access.probe_photo", "searches.read",
+     lambda a, p: face_access.probe_photo(a, p, MISSING)),
     ("review_queue.waiting", "reviews.write", review_queue.waiting),
     ("approval.pending", "searches.approve", approval.pending),
     ("approval.approvals_page", "searches.approve", approval.approvals_page),
@@ -46,35 +42,20 @@ CALLS: list[tuple[str, str, Call]] = [
 
 
 @pytest.fixture
-def everyone(world: World) -> dict[Role, Principal]:
-    with world.app.db.write() as s:
-        sue, _ = accounts.create_user(s, "sue", "supervisor", actor=world.admin)
-        sup = Principal(sue.id, sue.name, sue.role)
-    return {Role.admin: world.admin, Role.investigator: world.investigator,
-            Role.auditor: world.auditor, Role.supervisor: sup}
+def principals(world: World) -> dict[Role, Principal]:
+    return everyone(world)
 
 
 @pytest.mark.parametrize(("name", "permission", "call"), CALLS, ids=[c[0] for c in CALLS])
 def test_every_role_against_every_search_service(
-        world: World, everyone: dict[Role, Principal], name: str, permission: str,
+        world: World, principals: dict[Role, Principal], name: str, permission: str,
         call: Call) -> None:
-    for role, principal in everyone.items():
-        if allowed(role, permission):
-            try:
-                call(world.app, principal)
-            except PermissionDeniedError as denied:
-                pytest.fail(f"{name}: {role} holds {permission} but was refused: {denied}")
-            except FaceledgerError:
-                pass  # past the check: no such search, no face in the noise photo, …
-        else:
-            with pytest.raises(PermissionDeniedError) as refused:
-                call(world.app, principal)
-            assert refused.value.details["permission"] == permission, name
+    assert_gated(world.app, principals, name, permission, call)
 
 
 def test_run_search_refuses_roles_without_search_as_a_ledgered_rule(
-        world: World, everyone: dict[Role, Principal]) -> None:
-    for role, principal in everyone.items():
+        world: World, principals: dict[Role, Principal]) -> None:
+    for role, principal in principals.items():
         if allowed(role, "search"):
             with pytest.raises(FaceledgerError) as past:  # no face in the noise photo
                 search.run_search(world.app, principal, NOISE, REQ)
