@@ -4,6 +4,8 @@ Nothing heavy happens in the constructor; ``pipeline()`` loads the face models e
 
 from __future__ import annotations
 
+import logging
+import os
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -16,16 +18,23 @@ from faceledger.db.schema import User
 from faceledger.errors import ConflictError
 from faceledger.faces.pipeline import FacePipeline
 from faceledger.gallery.indexstore import IndexStore
-from faceledger.gallery.storage import FileStore
+from faceledger.gallery.storage import FileStore, private_umask, secure_home
 from faceledger.governance import ledger
 from faceledger.governance.calibration import seed_calibrations
 from faceledger.governance.policy import LoadedPolicy, Policy, load_policy, policy_path, record_if_changed
 from faceledger.settings import Settings
 
+log = logging.getLogger("faceledger")
+
 
 class Faceledger:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        private_umask()  # every file faceledger makes from here on: 0600 (folders 0700)
+        repaired = secure_home(settings.home)
+        if repaired:
+            log.warning("faceledger: repaired loose permissions in the data home %s (only its "
+                        "owner may read it): %s", settings.home, "; ".join(repaired[:20]))
         self.db = Database(settings.db_url)
         self.files = FileStore(settings.home)
         self.indexes = IndexStore(
@@ -58,9 +67,10 @@ class Faceledger:
     def initialise(self, admin_name: str, password: str | None = None) -> tuple[User, str]:
         """Create the data home, the schema and the first admin; returns the admin's token.
         ``password`` (optional) lets the admin sign in to the web UI."""
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.settings.home, 0o700)
         for sub in ("images", "thumbs", "index"):
-            (self.settings.home / sub).mkdir(exist_ok=True)
+            (self.settings.home / sub).mkdir(exist_ok=True, mode=0o700)
         self.db.migrate()
         with self.db.write() as s:
             ledger.initialise(s)

@@ -39,6 +39,14 @@ class AuthenticationError(FaceledgerError):
     status = 401
 
 
+class TooManyAttemptsError(FaceledgerError):
+    """Sign-in or token attempts held back (throttled or locked out); ``retry_after`` seconds
+    go out as the Retry-After header."""
+
+    code = "too_many_attempts"
+    status = 429
+
+
 class PermissionDeniedError(FaceledgerError):
     code = "forbidden"
     status = 403

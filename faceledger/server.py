@@ -78,7 +78,31 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 def problem(exc: FaceledgerError) -> JSONResponse:
-    return JSONResponse(exc.to_dict(), status_code=exc.status)
+    response = JSONResponse(exc.to_dict(), status_code=exc.status)
+    retry_after(exc, response)
+    return response
+
+
+def retry_after(exc: FaceledgerError, response: Response) -> Response:
+    """A throttled answer (429) says when to try again."""
+    if "retry_after" in exc.details:
+        response.headers["retry-after"] = str(exc.details["retry_after"])
+    return response
+
+
+async def malformed_request(request: Request, exc: Exception) -> Response:
+    """422 for a request FastAPI could not parse (a type, a range: ids are 1..2**63-1, see
+    faceledger/http/ids.py): JSON for the API, the error page for a browser."""
+    found = exc.errors() if isinstance(exc, RequestValidationError) else []
+    errors = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "")} for e in found]
+    if wants_html(request):
+        from faceledger.errors import ValidationError
+        from faceledger.web.pages import error_page
+
+        said = "; ".join(f"{e['loc'][-1] if e['loc'] else 'request'}: {e['msg']}" for e in errors)
+        return error_page(request, ValidationError(f"malformed request ({said[:300]})"))
+    return JSONResponse({"code": "invalid_request", "message": "malformed request",
+                         "errors": errors}, status_code=422)
 
 
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
@@ -111,14 +135,10 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
             from faceledger.web.pages import error_page
 
-            return error_page(request, exc)
+            return retry_after(exc, error_page(request, exc))
         return problem(exc)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        errors = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "")} for e in exc.errors()]
-        return JSONResponse({"code": "invalid_request", "message": "malformed request",
-                             "errors": errors}, status_code=422)
+    app.add_exception_handler(RequestValidationError, malformed_request)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     jitters: int = Field(default=0, ge=0, le=100, description="Embed the average of N jittered "
                          "copies of each face (slower by N; dlib's published LFW figure uses 100).")
     max_pixels: int = Field(default=40_000_000, gt=0, description="Decompression-bomb cap (pixels).")
+    detect_max_pixels: int = Field(
+        default=8_000_000, gt=0, description="Largest image the face detector sees: bigger photos "
+        "are detected on a copy scaled down to this many pixels (boxes mapped back), which "
+        "bounds a worker's peak memory (README, Security).")
     max_upload_bytes: int = Field(default=30 * 1024 * 1024, gt=0, description="Largest accepted file.")
     max_faces_per_image: int = Field(default=64, gt=0)
     thumbnail_size: int = Field(default=112, ge=32, le=512)
@@ -41,8 +45,11 @@ class Settings(BaseSettings):
     # Subject rights
     optout_threshold: float | None = Field(
         default=None, description="Similarity at which a face counts as an opted-out person "
-        "(default: the identify threshold minus optout_margin).")
-    optout_margin: float = Field(default=0.02, ge=0, le=0.5)
+        "(default: the active calibration's threshold at a false non-match rate of optout_fnmr).")
+    optout_fnmr: float = Field(
+        default=0.01, gt=0, lt=0.5, description="False non-match rate on genuine pairs at which "
+        "opt-outs withhold (chosen for recall: a lower rate withholds more of the person and more "
+        "look-alikes); read from the calibration's FNMR table (`faceledger calibrate`).")
 
     # Result bands (faceledger/bands.py): thresholds come from the calibration's FMR table
     band_possible_fmr: float = Field(
@@ -54,6 +61,10 @@ class Settings(BaseSettings):
         "the identify threshold's own FMR).")
     score_floor: float = Field(default=0.8, ge=-1, lt=1, description="Where score bars start "
                                "(the scale runs from here to 1.0).")
+    face_open_window_s: int = Field(
+        default=900, ge=1, le=86_400, description="Opening a face (gallery image, thumbnail, "
+        "probe) within a search is ledgered once per user and search in this many seconds: the "
+        "entry covers the search's faces for that long (search/face_access.py).")
     policy_file: Path | None = Field(default=None, description="Policy TOML (default: "
                                      "<home>/policy.toml, else the packaged default).")
 
@@ -74,6 +85,10 @@ class Settings(BaseSettings):
     # Ingest
     workers: int = Field(default_factory=_default_workers, ge=1)
     commit_every: int = Field(default=64, ge=1, description="Images per ingest transaction.")
+    max_zip_members: int = Field(default=10_000, ge=1, description="Members one zip archive may "
+                                 "hold; an ingest naming a bigger archive is refused.")
+    max_ingest_files: int = Field(default=100_000, ge=1, description="Files (zip members "
+                                  "included) in one ingest; an ingest of more is refused.")
 
     # Service
     host: str = "127.0.0.1"
@@ -81,6 +96,21 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(default=True, description="Send the session cookie over HTTPS "
                                 "only (browsers also allow it on http://localhost).")
     session_hours: float = Field(default=8.0, gt=0, description="Web sign-in lifetime.")
+    # Sign-in throttling (faceledger/accounts/throttle.py): failed web sign-ins and bad bearer
+    # tokens, counted per account name and per client address in the database.
+    signin_free_failures: int = Field(default=5, ge=1, description="Failures of one account "
+                                      "before its exponential back-off starts.")
+    signin_address_free_failures: int = Field(default=30, ge=1, description="Failures from one "
+                                              "address (any name, bad tokens) before back-off.")
+    signin_backoff_s: float = Field(default=1.0, gt=0, description="First back-off; it doubles "
+                                    "with each further failure.")
+    signin_backoff_max_s: float = Field(default=900.0, gt=0, description="Longest back-off.")
+    signin_lockout_after: int = Field(default=30, ge=0, description="Account failures in a row "
+                                      "that lock it until an admin unlocks it (0: never).")
+    signin_forget_s: float = Field(default=3600.0, gt=0, description="A key's failure count "
+                                   "is forgotten after this long without failures.")
+    signin_window_s: float = Field(default=900.0, gt=0, description="Failed sign-ins are "
+                                   "ledgered as one entry per account/address per window.")
     max_upload_files: int = Field(default=2000, ge=1, description="Files in one ingest upload.")
     max_request_bytes: int = Field(default=512 * 1024 * 1024, gt=0,
                                    description="Largest request body (ingest uploads).")

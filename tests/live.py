@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,15 +74,16 @@ def seed(home: Path) -> dict[str, dict[str, str]]:
     return users
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    root = tmp_path_factory.mktemp("live")
+@contextmanager
+def serve(root: Path, **settings: str) -> Iterator[LiveServer]:
+    """A seeded data home under ``root``, served on loopback until the block ends; ``settings``:
+    extra FACELEDGER_* environment variables for the server."""
     home = root / "home"
     users = seed(home)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACELEDGER_")}
     env.update(FACELEDGER_HOME=str(home), FACELEDGER_COOKIE_SECURE="false",
-               FACELEDGER_WORKERS="1", FACELEDGER_PORT=str(port))
+               FACELEDGER_WORKERS="1", FACELEDGER_PORT=str(port), **settings)
     log = (root / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "faceledger", "serve"], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -98,10 +100,18 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             raise RuntimeError("server did not start:\n"
                                + (root / "server.log").read_text(errors="replace"))
         time.sleep(0.3)
-    yield server
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with serve(tmp_path_factory.mktemp("live")) as server:
+        yield server

@@ -30,6 +30,20 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+_DUMMY_HASH: list[str] = []
+
+
+def verify_or_dummy(password_hash: str | None, password: str) -> bool:
+    """``verify_password``, or (no hash: an unknown, disabled or API-only user) the same work
+    against a dummy hash, so a wrong name takes as long as a wrong password. Always False then."""
+    if password_hash is None:
+        if not _DUMMY_HASH:
+            _DUMMY_HASH.append(hash_password(secrets.token_urlsafe(16)))
+        verify_password(_DUMMY_HASH[0], password)
+        return False
+    return verify_password(password_hash, password)
+
+
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise ValidationError(f"the password must be at least {MIN_PASSWORD} characters")

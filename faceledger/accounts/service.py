@@ -7,8 +7,10 @@ and the ledger names them)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from faceledger.accounts import throttle
 from faceledger.accounts import users as accounts
 from faceledger.accounts.passwords import (
     MIN_PASSWORD,
@@ -19,7 +21,7 @@ from faceledger.accounts.passwords import (
     save_initial,
     verify_password,
 )
-from faceledger.errors import FaceledgerError, ValidationError
+from faceledger.errors import AuthenticationError, FaceledgerError, ValidationError
 from faceledger.roles import require
 
 if TYPE_CHECKING:
@@ -33,17 +35,44 @@ def _user_dict(user: Any) -> dict[str, Any]:
             "unit": user.unit}
 
 
-def authenticate_token(app: Faceledger, token: str | None) -> Principal:
-    """The principal an API token stands for (AuthenticationError if none)."""
+def authenticate_token(app: Faceledger, token: str | None,
+                       address: str | None = None) -> Principal:
+    """The principal an API token stands for (AuthenticationError if none). With the client's
+    ``address`` (HTTP callers), bad tokens are counted and throttled per address
+    (TooManyAttemptsError, 429); the CLI (no address) is whoever holds the data home."""
+    keys = throttle.keys_for(None, address)
+    limits = throttle.Limits.of(app.settings)
     with app.db.read() as s:
-        return accounts.authenticate(s, token)
+        throttle.check(s, keys, datetime.now(UTC), limits)
+        try:
+            return accounts.authenticate(s, token)
+        except AuthenticationError as exc:
+            failure = exc
+    if keys:
+        with app.db.write() as s:
+            now = datetime.now(UTC)
+            throttle.flush_due(s, now, limits)
+            throttle.record_failure(s, keys, now, limits)
+    raise failure
 
 
 def user_list(app: Faceledger, principal: Principal) -> list[dict[str, Any]]:
-    """Every user: name, role, disabled, created_at (ISO), has_password, unit."""
+    """Every user: name, role, disabled, created_at (ISO), has_password, unit, locked (locked
+    out after failed sign-ins)."""
     require(principal.role, "users.read", principal.name)
     with app.db.read() as s:
-        return [_user_dict(u) for u in accounts.list_users(s)]
+        locked = throttle.locked_names(s)
+        return [{**_user_dict(u), "locked": u.name in locked} for u in accounts.list_users(s)]
+
+
+def unlock_user(app: Faceledger, principal: Principal, name: str) -> dict[str, Any]:
+    """Lift a sign-in lock-out (or back-off) on an account; ledgered when one was in force.
+    Returns {user, unlocked}: unlocked False when nothing held the account."""
+    require(principal.role, "users.manage", principal.name)
+    with app.db.write() as s:
+        accounts.get_user(s, name)
+        done = throttle.unlock(s, name, datetime.now(UTC), actor=principal.name)
+    return {"user": name, "unlocked": done}
 
 
 def _new_password_hash(password: str | None) -> str | None:
@@ -68,7 +97,8 @@ def add_user(app: Faceledger, principal: Principal, name: str, role: str,
 
 
 def disable_user(app: Faceledger, principal: Principal, name: str) -> dict[str, Any]:
-    """Disable a user and revoke their tokens."""
+    """Disable a user and revoke their tokens (a no-op when already disabled; never the last
+    active admin)."""
     require(principal.role, "users.manage", principal.name)
     with app.db.write() as s:
         accounts.disable_user(s, name, actor=principal)

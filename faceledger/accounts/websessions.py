@@ -11,7 +11,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from faceledger.accounts.passwords import verify_password
+from faceledger.accounts import throttle
+from faceledger.accounts.passwords import verify_or_dummy
 from faceledger.accounts.users import Principal
 from faceledger.db.schema import User, WebSession
 from faceledger.errors import AuthenticationError, FaceledgerError
@@ -26,13 +27,31 @@ def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
 
 
-def sign_in(session: Session, name: str, password: str, hours: float) -> tuple[str, str]:
-    """Check the password; return (session id for the cookie, CSRF token). Failures ledgered."""
+def password_hash_of(session: Session, name: str) -> str | None:
+    """The hash a sign-in as ``name`` is checked against: None for an unknown, disabled or
+    API-only user (the caller then verifies against a dummy hash: same time, always refused)."""
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
-    ok = (user is not None and not user.disabled and user.password_hash is not None
-          and verify_password(user.password_hash, password))
-    if not ok or user is None:
-        ledger.append(session, "signin.failed", {"user": name[:120]}, actor=None)
+    if user is None or user.disabled:
+        return None
+    return user.password_hash
+
+
+def sign_in(session: Session, name: str, password: str, hours: float) -> tuple[str, str]:
+    """Check the password and open a web session: (session id, CSRF token). Neither throttled
+    nor counted: callers answering the network use ``open_session``."""
+    stored = password_hash_of(session, name)
+    if not verify_or_dummy(stored, password) or stored is None:
+        raise AuthenticationError("wrong user name or password")
+    return start_session(session, name, stored, hours)
+
+
+def start_session(session: Session, name: str, checked_hash: str,
+                  hours: float) -> tuple[str, str]:
+    """Open a web session for ``name``, whose password the caller checked against
+    ``checked_hash``: (session id for the cookie, CSRF token). AuthenticationError if the user
+    was disabled or the password changed meanwhile."""
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None or user.disabled or user.password_hash != checked_hash:
         raise AuthenticationError("wrong user name or password")
     sid = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
@@ -67,16 +86,31 @@ def sign_out(session: Session, sid: str) -> None:
 
 # --- services (one transaction each; the web pages and the API's cookie check call these) ----
 
-def open_session(app: Faceledger, name: str, password: str) -> tuple[str, str]:
-    """Sign in: (session id for the cookie, CSRF token). A failure is ledgered (and committed)
-    before the AuthenticationError reaches the caller."""
-    failure: AuthenticationError | None = None
+def open_session(app: Faceledger, name: str, password: str,
+                 address: str | None = None) -> tuple[str, str]:
+    """Sign in: (session id for the cookie, CSRF token). Throttled per account name and per
+    client ``address`` (TooManyAttemptsError, 429, before any password check); a failure is
+    counted (and committed) before the AuthenticationError reaches the caller, and ledgered in
+    the key's aggregated ``signin.failed`` entry."""
+    name = name.strip()
+    limits = throttle.Limits.of(app.settings)
+    keys = throttle.keys_for(name, address)
+    with app.db.read() as s:  # a held-back caller is answered without taking the write lock
+        throttle.check(s, keys, datetime.now(UTC), limits)
+    with app.db.write() as s:  # check and count the attempt in one transaction, before argon2
+        now = datetime.now(UTC)
+        throttle.check(s, keys, now, limits)
+        throttle.flush_due(s, now, limits)
+        throttle.record_failure(s, keys, now, limits, lock=False)
+        stored = password_hash_of(s, name)
+    ok = verify_or_dummy(stored, password)  # outside the write lock: argon2 is slow on purpose
     with app.db.write() as s:
-        try:
-            return sign_in(s, name.strip(), password, app.settings.session_hours)
-        except AuthenticationError as exc:
-            failure = exc
-    raise failure
+        now = datetime.now(UTC)
+        if ok and stored is not None:
+            throttle.record_success(s, keys, now, limits)
+            return start_session(s, name, stored, app.settings.session_hours)
+        throttle.confirm_failure(s, keys, now, limits)
+    raise AuthenticationError("wrong user name or password")
 
 
 def session_of(app: Faceledger, sid: str | None) -> tuple[Principal, str] | None:

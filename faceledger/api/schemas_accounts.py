@@ -17,6 +17,8 @@ class UserOut(BaseModel):
     disabled: bool
     created_at: str = Field(description="ISO 8601 UTC")
     has_password: bool = Field(description="whether the user can sign in to the web UI")
+    locked: bool = Field(default=False, description="locked out after failed sign-ins "
+                         "(an admin unlocks: `faceledger users unlock NAME`)")
 
 
 class UserCreatedOut(BaseModel):

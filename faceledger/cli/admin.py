@@ -1,4 +1,4 @@
-"""init, serve, admin-token, users (add, password, list, disable, token)."""
+"""init, serve, admin-token, users (add, password, list, disable, unlock, token)."""
 
 from __future__ import annotations
 
@@ -168,6 +168,18 @@ def users_disable(name: str) -> None:
     with open_app() as app:
         account_services.disable_user(app, login(app), name)
     typer.echo(f"Disabled {name}; their tokens are revoked.")
+
+
+@users.command("unlock")
+def users_unlock(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Lift a sign-in lock-out (or back-off) after failed sign-ins; ledgered."""
+    with open_app() as app:
+        done = account_services.unlock_user(app, login(app), name)
+    if as_json:
+        emit_json(done)
+        return
+    typer.echo(f"Unlocked {name}; they can sign in again." if done["unlocked"]
+               else f"{name} was not locked out; nothing to do.")
 
 
 @users.command("token")

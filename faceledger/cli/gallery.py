@@ -11,7 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from faceledger.cli.common import emit_json, login, open_app
 from faceledger.gallery import indexstore
 from faceledger.gallery.collections import collection_list, create_collection
-from faceledger.gallery.ingest import Ingest, IngestSummary
+from faceledger.gallery.ingest import Ingest
+from faceledger.gallery.interrupt import IngestInterrupted, stop_on_signals
+from faceledger.gallery.summary import IngestSummary
 
 collections = typer.Typer(help="Collections: lawfully held image sets.", no_args_is_help=True)
 index = typer.Typer(help="The vector index (rebuilt from the database).", no_args_is_help=True)
@@ -72,7 +74,12 @@ def ingest(
                     console.print(f"ingest: {s.stage} ({s.processed}/{s.total} files)",
                                   highlight=False)
 
-            summary = service.run(paths, collection, manifest, progress, workers)
+            try:
+                with stop_on_signals():  # kill PID / Ctrl-C: stop the workers, mark the job
+                    summary = service.run(paths, collection, manifest, progress, workers)
+            except IngestInterrupted as stop:
+                typer.echo(stopped_line(stop), err=True)
+                raise typer.Exit(128 + stop.signum) from None
     if as_json:
         emit_json(summary.as_dict())
         return
@@ -81,6 +88,14 @@ def ingest(
 
 
 NAMED = 100  # images with no face named in the text summary
+
+
+def stopped_line(stop: IngestInterrupted) -> str:
+    """What an ingest stopped by a signal says."""
+    if stop.job_id is None:
+        return f"Ingest stopped by {stop.signame} before it started; nothing was added."
+    return (f"Ingest job {stop.job_id} stopped by {stop.signame} after {stop.processed} of "
+            f"{stop.total} files (marked interrupted); run the same command again to finish it.")
 
 
 def summary_lines(summary: IngestSummary) -> list[str]:

@@ -15,7 +15,8 @@ ledger = typer.Typer(help="The hash-chained ledger (auditors and admins).", no_a
 
 @ledger.command("verify")
 def ledger_verify(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Check the whole chain; name the first bad entry."""
+    """Check the whole chain and the records it vouches for (searches, reviews, outcomes,
+    approvals, opt-outs); name the first bad entry or record."""
     with open_app() as app:
         report = ledger_service.verify_chain(app, login(app, "ledger.verify"))
     if as_json:
@@ -23,9 +24,11 @@ def ledger_verify(as_json: bool = typer.Option(False, "--json")) -> None:
     elif report.ok:
         typer.echo(f"OK: {report.entries} entries, head {report.head_seq} {report.head_hash}")
     if not report.ok:
-        raise LedgerIntegrityError(
-            f"ledger verification FAILED at entry {report.first_bad_seq}: {report.reason}",
-            first_bad_seq=report.first_bad_seq)
+        where = f" at entry {report.first_bad_seq}" if report.first_bad_seq is not None else ""
+        more = [p for p in report.record_problems if p != report.reason]
+        extra = "".join(f"\n  also: {p}" for p in more)
+        raise LedgerIntegrityError(f"ledger verification FAILED{where}: {report.reason}{extra}",
+                                   first_bad_seq=report.first_bad_seq)
 
 
 def line(entry: dict[str, object]) -> str:

@@ -103,15 +103,35 @@ def retention_run(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @subject.command("optout")
-def subject_optout(photo: Path, reference: str = typer.Option("", "--reference"),
+def subject_optout(photos: list[Path] = typer.Argument(..., help="One or more photos of the "
+                                                       "person (several: better recall)."),
+                   reference: str = typer.Option("", "--reference"),
                    face: int | None = FaceOpt,
+                   yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
                    as_json: bool = typer.Option(False, "--json")) -> None:
-    """Block this person's face from all results and future ingests."""
+    """Block this person's face from all results and future ingests: shows the gallery faces it
+    will withhold, asks, then records it (--face: with one photo only)."""
     with open_app() as app:
-        block_id = subjects.optout(app, login(app, "subjects.manage"), _read(photo), reference,
-                                   face)
+        principal = login(app, "subjects.manage")
+        preview = subjects.optout_preview(app, principal, [_read(p) for p in photos], reference,
+                                          face)
+        n = len(preview.faces)
+        if not as_json or not yes:
+            typer.echo(f"From {preview.photos} photo(s), the opt-out will withhold {n} gallery "
+                       f"face(s) (similarity >= {preview.threshold:.4f}; some may be "
+                       "look-alikes):", err=as_json)
+            for f in preview.faces:
+                typer.echo(f"  face {f.face_id} image {f.image_id} [{f.collection}] "
+                           f"{f.similarity:.4f} {app.settings.home / f.thumbnail_path}",
+                           err=as_json)
+        if not yes and not typer.confirm(f"Opt out, withholding these {n} face(s) from every "
+                                         "result and every later ingest?"):
+            typer.echo("Nothing recorded.")
+            return
+        block_id = subjects.optout_confirm(app, principal, preview.token)
     if as_json:
-        emit_json({"optout_id": block_id})
+        emit_json({"optout_id": block_id, "photos": preview.photos, "withheld_faces": n,
+                   "threshold": preview.threshold})
         return
     typer.echo(f"Opt-out {block_id} recorded: matching faces are withheld from results and "
                "skipped at ingest.")

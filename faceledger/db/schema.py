@@ -232,6 +232,21 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SigninThrottle(Base):
+    """Failed sign-ins (web passwords, API tokens) per account name (``user:<name>``) or client
+    address (``addr:<ip>``): the back-off and lock-out state, and the failures not yet written
+    to the ledger (one aggregated entry per key and window)."""
+
+    __tablename__ = "signin_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    window_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Calibration(Base):
     """Per-model identify thresholds: data, not code."""
 

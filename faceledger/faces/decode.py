@@ -80,24 +80,28 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # 16/32-bit integer greyscale: scale to 8 bits by the actual range.
-        arr = np.asarray(img, dtype=np.float64)
+        # (float32, in place: one full-size working array)
+        arr = np.asarray(img, dtype=np.float32)
         hi = float(arr.max()) if arr.size else 0.0
-        scale = 255.0 / (65535.0 if hi > 255 else 255.0)
-        arr8 = np.clip(arr * scale, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, mode="L").convert("RGB")
+        arr *= 255.0 / (65535.0 if hi > 255 else 255.0)
+        np.clip(arr, 0, 255, out=arr)
+        return Image.fromarray(arr.astype(np.uint8), mode="L").convert("RGB")
     if mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.asarray(img, dtype=np.float32)
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        span = hi - lo or 1.0
-        arr8 = np.clip((arr - lo) / span * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, mode="L").convert("RGB")
+        arr -= lo
+        arr *= 255.0 / (hi - lo or 1.0)
+        np.clip(arr, 0, 255, out=arr)
+        return Image.fromarray(arr.astype(np.uint8), mode="L").convert("RGB")
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        # Onto white, with one full-size copy (not three): memory is bounded per pixel.
+        rgba = img if mode == "RGBA" else img.convert("RGBA")
+        out = Image.new("RGB", rgba.size, (255, 255, 255))
+        out.paste(rgba, (0, 0), rgba)
+        return out
     return img.convert("RGB")
 
 
@@ -130,7 +134,10 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) 
             if getattr(img, "is_animated", False):
                 img.seek(0)
             img.load()
-            rgb = _to_rgb(ImageOps.exif_transpose(img) or img)
+            upright: Image.Image = img
+            if img.getexif().get(0x0112, 1) not in (1, None):  # else no full-size copy
+                upright = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb(upright)
             pixels = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
     except ImageError:
         raise
@@ -144,6 +151,30 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) 
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ImageError(f"unexpected pixel layout {pixels.shape}")
     return DecodedImage(pixels=pixels, format=fmt, width=pixels.shape[1], height=pixels.shape[0])
+
+
+_BAND_PIXELS = 2_000_000
+
+
+def working_copy(pixels: np.ndarray, max_pixels: int | None) -> tuple[np.ndarray, float]:
+    """``pixels`` scaled down to at most ``max_pixels`` (and the scale used, 1.0 when it is
+    already small enough), for the stages whose memory grows with the image (the detector's
+    upsampled pyramid): a worker's peak memory then depends on this budget, not on the photo."""
+    h, w = pixels.shape[:2]
+    if max_pixels is None or h * w <= max_pixels:
+        return pixels, 1.0
+    scale = (max_pixels / (h * w)) ** 0.5
+    out_w = max(1, int(w * scale))
+    # In bands of rows (box filter), so no second full-size copy of the photo is made.
+    step = max(1, _BAND_PIXELS // w)
+    bands = []
+    for y0 in range(0, h, step):
+        y1 = min(h, y0 + step)
+        rows = int(y1 * scale) - int(y0 * scale)
+        if rows > 0:
+            band = Image.fromarray(pixels[y0:y1]).resize((out_w, rows), Image.Resampling.BOX)
+            bands.append(np.asarray(band, dtype=np.uint8))
+    return np.ascontiguousarray(np.concatenate(bands)), scale
 
 
 # Formats every browser shows in an <img>; others (TIFF, Netpbm) are shown as a PNG rendition.

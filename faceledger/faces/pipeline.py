@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from faceledger.faces.decode import DecodedImage, decode_image
+from faceledger.faces.decode import DecodedImage, decode_image, working_copy
 from faceledger.faces.detect import Box, Detection
 from faceledger.faces.models.base import FaceModel, ModelOptions, load_model
 
@@ -79,8 +79,9 @@ class FacePipeline:
     """Runs the stages with one loaded model bundle."""
 
     def __init__(self, model: FaceModel, *, max_pixels: int, max_bytes: int | None,
-                 max_faces: int, thumbnail_size: int) -> None:
+                 max_faces: int, thumbnail_size: int, detect_pixels: int | None = None) -> None:
         self.model = model
+        self.detect_pixels = detect_pixels  # the detector sees at most this many pixels
         self.model_id = model.capabilities.model_id
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
@@ -97,6 +98,7 @@ class FacePipeline:
             max_bytes=settings.max_upload_bytes,
             max_faces=settings.max_faces_per_image,
             thumbnail_size=settings.thumbnail_size,
+            detect_pixels=settings.detect_max_pixels,
         )
 
     def decode(self, data: bytes) -> DecodedImage:
@@ -107,7 +109,13 @@ class FacePipeline:
 
     def detect(self, image: DecodedImage) -> list[Detection]:
         """The faces found, at most ``max_faces`` (the most confident), left to right."""
-        detections = self.model.detector.detect(image.pixels)
+        pixels, scale = working_copy(image.pixels, self.detect_pixels)
+        detections = self.model.detector.detect(pixels)
+        del pixels
+        if scale != 1.0:  # boxes back in the decoded image's coordinates
+            detections = [Detection(Box(*(round(v / scale) for v in (
+                d.box.left, d.box.top, d.box.right, d.box.bottom))), d.score)
+                for d in detections]
         detections = sorted(detections, key=lambda d: -d.score)[: self.max_faces]
         detections.sort(key=lambda d: (d.box.left, d.box.top))
         return detections

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from contextlib import closing
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
@@ -26,9 +27,11 @@ from faceledger.db.schema import IngestJob, Rejection
 from faceledger.errors import FaceledgerError, ValidationError
 from faceledger.faces.pipeline import FacePipeline, ImageResult
 from faceledger.gallery.collections import get_collection
+from faceledger.gallery.interrupt import IngestInterrupted, stop_workers
 from faceledger.gallery.optout import optout_threshold, templates
-from faceledger.gallery.repository import BatchResult, JobTotals, PendingImage, find_image, write_batch
-from faceledger.gallery.sources import Manifest, Provenance, SourceItem, iter_sources, load_manifest
+from faceledger.gallery.repository import PendingImage, find_image, write_batch
+from faceledger.gallery.sources import Archives, Manifest, Provenance, SourceItem, iter_sources, load_manifest
+from faceledger.gallery.summary import IngestSummary
 from faceledger.governance import ledger
 from faceledger.roles import require
 from faceledger.settings import Settings
@@ -57,63 +60,6 @@ def process_bytes(data: bytes, pipeline: FacePipeline | None = None) -> ImageRes
         return (exc.code, exc.message)
     except Exception as exc:  # noqa: BLE001 - one bad file never aborts the batch
         return ("processing_failed", f"{type(exc).__name__}: {exc}")
-
-
-@dataclass
-class IngestSummary:
-    job_id: int = 0
-    collection: str = ""
-    total: int = 0
-    processed: int = 0
-    added: int = 0
-    duplicates: int = 0
-    new_sources: int = 0
-    rejected: int = 0
-    faces: int = 0
-    blocked_faces: int = 0  # faces of opted-out people, not stored
-    # Images added, by the number of faces found in each (0, 1, several).
-    images_no_face: int = 0
-    images_one_face: int = 0
-    images_several_faces: int = 0
-    seconds: float = 0.0
-    # waiting -> loading models -> processing -> indexing -> done
-    stage: str = "waiting"
-    rejections: list[dict[str, str]] = field(default_factory=list)
-    no_face_images: list[str] = field(default_factory=list)
-    warnings: list[dict[str, str]] = field(default_factory=list)  # e.g. unmatched manifest rows
-
-    def count_image(self, display: str, faces: int) -> None:
-        """Tally one added image by its number of faces."""
-        if faces == 0:
-            self.images_no_face += 1
-            self.no_face_images.append(display)
-        elif faces == 1:
-            self.images_one_face += 1
-        else:
-            self.images_several_faces += 1
-
-    def totals(self) -> JobTotals:
-        """The running totals a job's row records."""
-        return JobTotals(processed=self.processed, added=self.added,
-                         duplicates=self.duplicates, rejected=self.rejected, faces=self.faces)
-
-    def apply(self, batch: BatchResult) -> None:
-        """Add a committed batch's counts."""
-        for display, faces in batch.added:
-            self.added += 1
-            self.faces += faces
-            self.count_image(display, faces)
-        self.duplicates += batch.duplicates
-        self.new_sources += batch.new_sources
-        self.rejected += batch.rejected
-
-    def as_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["rejections"], d["no_face_images"] = list(self.rejections), list(self.no_face_images)
-        d["warnings"] = list(self.warnings)
-        d["images_per_s"] = round(self.processed / self.seconds, 2) if self.seconds else None
-        d["faces_per_s"] = round(self.faces / self.seconds, 2) if self.seconds else None
-        return d
 
 
 def _mark_interrupted(app: Faceledger) -> None:
@@ -157,6 +103,7 @@ class Ingest:
         self.app = app
         self.principal = principal
         self.settings = app.settings
+        self._archives: Archives | None = None
 
     def run(self, paths: list[Path], collection: str, manifest: Path | None = None,
             progress: ProgressFn | None = None, workers: int | None = None) -> IngestSummary:
@@ -172,10 +119,11 @@ class Ingest:
             col_id, col_name = col.id, col.name
         provenance = load_manifest(manifest) if manifest else Manifest()
         skip = {manifest.resolve()} if manifest else set()
-        items = list(iter_sources(paths, skip))
+        items = list(iter_sources(paths, skip, max_zip_members=self.settings.max_zip_members,
+                                  max_files=self.settings.max_ingest_files))
         _mark_interrupted(app)
         summary = IngestSummary(collection=col_name, total=len(items))
-        summary.warnings = provenance.unmatched({item.key for item in items})
+        summary.warnings = provenance.refused + provenance.unmatched({i.key for i in items})
         with app.db.write() as s:
             job = IngestJob(collection_id=col_id, user_id=self.principal.user_id,
                             status="running", pid=os.getpid(),
@@ -188,7 +136,9 @@ class Ingest:
                           {"job": job.id, "collection": col_name, "sources": job.sources,
                            "manifest": str(manifest) if manifest else None,
                            "files": len(items), "model": app.model_id,
-                           "manifest_unmatched": [w["path"] for w in summary.warnings]},
+                           "manifest_unmatched": [w["path"] for w in summary.warnings
+                                                  if w["code"] == "manifest_unmatched"],
+                           "manifest_refused": provenance.refused_lines},
                           actor=self.principal.name)
             for w in summary.warnings:  # kept with the job, apart from its rejections
                 s.add(Rejection(job_id=job.id, path=w["path"], code=w["code"],
@@ -197,9 +147,10 @@ class Ingest:
 
     def execute(self, job: PreparedJob, progress: ProgressFn | None = None,
                 workers: int | None = None) -> IngestSummary:
-        """Process a prepared job to the end."""
-        app = self.app
-        summary, col_id, items, provenance = job.summary, job.collection_id, job.items, job.provenance
+        """Process a prepared job to the end. On a stop signal (``IngestInterrupted``, see
+        ``interrupt.stop_on_signals``) or Ctrl-C the workers are stopped, the job is marked
+        ``interrupted`` (ledgered) and the exception goes on; a re-run finishes the job."""
+        summary = job.summary
         t0 = time.perf_counter()
 
         def stage(name: str) -> None:
@@ -208,36 +159,16 @@ class Ingest:
                 progress(summary)
 
         stage("loading models")
-        batch = _Batch(app, summary, col_id, self.principal.name)
-        seen: set[str] = set()
-        blocklist = templates(app, app.model_id)
-        block_at = optout_threshold(app, app.model_id) if len(blocklist) else 1.0
-        for item, outcome, data, sha in self._results(items, seen, workers, batch, stage):
-            prov = provenance.get(item.key)
-            if isinstance(outcome, tuple):
-                batch.reject(item, *outcome)
-            elif outcome == "duplicate":
-                batch.duplicate(item, sha, prov)
-            else:
-                assert isinstance(outcome, ImageResult) and data is not None
-                if len(blocklist) and outcome.faces:
-                    vecs = np.stack([f.embedding.vector for f in outcome.faces])
-                    keep = (vecs @ blocklist.T).max(axis=1) < block_at
-                    summary.blocked_faces += int((~keep).sum())
-                    outcome = replace(outcome, faces=[f for f, k in zip(outcome.faces, keep,
-                                                                         strict=True) if k])
-                batch.add(PendingImage(item.display, sha, data, outcome, prov))
-            summary.processed += 1
-            summary.seconds = time.perf_counter() - t0
-            if batch.full(self.settings.commit_every):
-                batch.commit()
-            if progress:
-                progress(summary)
-        batch.commit()
+        try:
+            with Archives() as self._archives:
+                self._process(job, progress, workers, stage, t0)
+        except (IngestInterrupted, KeyboardInterrupt) as exc:
+            self._interrupted(summary, exc)
+            raise
         summary.seconds = time.perf_counter() - t0
         stage("indexing")
-        app.indexes.flush()
-        with app.db.write() as s:
+        self.app.indexes.flush()
+        with self.app.db.write() as s:
             job2 = s.get(IngestJob, summary.job_id)
             assert job2 is not None
             job2.status = "done"
@@ -251,12 +182,61 @@ class Ingest:
             progress(summary)
         return summary
 
+    def _process(self, job: PreparedJob, progress: ProgressFn | None, workers: int | None,
+                 stage: Callable[[str], None], t0: float) -> None:
+        app, summary, provenance = self.app, job.summary, job.provenance
+        batch = _Batch(app, summary, job.collection_id, self.principal.name)
+        seen: set[str] = set()
+        blocklist = templates(app, app.model_id)
+        block_at = optout_threshold(app, app.model_id) if len(blocklist) else 1.0
+        with closing(self._results(job.items, seen, workers, batch, stage)) as results:
+            for item, outcome, data, sha in results:
+                prov = provenance.get(item.key)
+                if isinstance(outcome, tuple):
+                    batch.reject(item, *outcome)
+                elif outcome == "duplicate":
+                    batch.duplicate(item, sha, prov)
+                else:
+                    assert isinstance(outcome, ImageResult) and data is not None
+                    if len(blocklist) and outcome.faces:
+                        vecs = np.stack([f.embedding.vector for f in outcome.faces])
+                        keep = (vecs @ blocklist.T).max(axis=1) < block_at
+                        summary.blocked_faces += int((~keep).sum())
+                        outcome = replace(outcome, faces=[
+                            f for f, k in zip(outcome.faces, keep, strict=True) if k])
+                    batch.add(PendingImage(item.display, sha, data, outcome, prov))
+                summary.processed += 1
+                summary.seconds = time.perf_counter() - t0
+                if batch.full(self.settings.commit_every):
+                    batch.commit()
+                if progress:
+                    progress(summary)
+        batch.commit()
+
+    def _interrupted(self, summary: IngestSummary,
+                     exc: IngestInterrupted | KeyboardInterrupt) -> None:
+        """Record a stopped job: ``interrupted``, with a ledger entry saying how far it got."""
+        signame = exc.signame if isinstance(exc, IngestInterrupted) else "SIGINT"
+        if isinstance(exc, IngestInterrupted):
+            exc.job_id, exc.processed, exc.total = summary.job_id, summary.processed, summary.total
+        summary.stage = "interrupted"
+        with self.app.db.write() as s:
+            row = s.get(IngestJob, summary.job_id)
+            if row is None or row.status != "running":
+                return
+            row.status = "interrupted"
+            row.finished_at = datetime.now(UTC)
+            ledger.append(s, "ingest.interrupted",
+                          {"job": summary.job_id, "processed": summary.processed,
+                           "total": summary.total, "signal": signame},
+                          actor=self.principal.name)
+
     def _prepare(self, item: SourceItem, seen: set[str]
                  ) -> tuple[str | tuple[str, str], bytes | None, str]:
         if item.reject_reason:
             return ("unsupported_type", item.reject_reason), None, ""
         try:
-            data = item.read(self.settings.max_upload_bytes)
+            data = item.read(self.settings.max_upload_bytes, self._archives)
         except FaceledgerError as exc:
             return (exc.code, exc.message), None, ""
         except OSError as exc:
@@ -266,7 +246,7 @@ class Ingest:
 
     def _results(self, items: list[SourceItem], seen: set[str], workers: int | None,
                  batch: _Batch, stage: Callable[[str], None]
-                 ) -> Iterator[tuple[SourceItem, Any, bytes | None, str]]:
+                 ) -> Generator[tuple[SourceItem, Any, bytes | None, str], None, None]:
         n_workers = max(1, min(workers or self.settings.workers, len(items)))
         todo: list[tuple[SourceItem, bytes, str]] = []
 
@@ -345,6 +325,9 @@ class Ingest:
                                 retried.add(j[2])
                                 inflight[pool.submit(process_bytes, j[1])] = j
                         break
+        except BaseException:  # stopped (a signal, or the consumer gave up): no waiting
+            stop_workers(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from faceledger.db.schema import Collection, IngestJob
 from faceledger.errors import NotFoundError
-from faceledger.gallery.ingest import Ingest, IngestSummary
+from faceledger.gallery.ingest import Ingest
 from faceledger.gallery.repository import job_face_tally, job_notes
+from faceledger.gallery.summary import IngestSummary
 from faceledger.roles import require
 
 if TYPE_CHECKING:

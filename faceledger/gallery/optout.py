@@ -1,5 +1,6 @@
 """Opt-out: a person's face becomes a protected template on a blocklist. Matching faces are
-withheld from every result and skipped at every future ingest, at a conservative threshold."""
+withheld from every result and skipped at every future ingest, at a threshold chosen for
+recall (the calibration's threshold at a false non-match rate of 1% on genuine pairs)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from faceledger.db.schema import BlockedSubject, Face
 from faceledger.errors import NotFoundError
 from faceledger.governance import ledger
-from faceledger.governance.calibration import active_calibration
+from faceledger.governance.calibration import active_calibration, threshold_for_fnmr
 from faceledger.governance.keys import seal, template_key, unseal
 
 if TYPE_CHECKING:
@@ -23,15 +24,22 @@ if TYPE_CHECKING:
     from faceledger.faces.embed import Embedding
 
 
+FALLBACK_THRESHOLD = 0.85  # no calibration (or no FNMR data) for the model
+
+
 def optout_threshold(app: Faceledger, model_id: str) -> float:
-    """Below the identify threshold by a margin: more false blocks, fewer missed opt-outs."""
+    """Chosen for recall: the active calibration's threshold at a false non-match rate of
+    ``optout_fnmr`` (1%) on genuine pairs. More look-alikes are withheld (an investigator loses
+    a lead), fewer of the person's own faces slip through (nobody loses their privacy)."""
     if app.settings.optout_threshold is not None:
         return app.settings.optout_threshold
     with app.db.read() as s:
         try:
-            return active_calibration(s, model_id).threshold - app.settings.optout_margin
+            info = active_calibration(s, model_id)
         except NotFoundError:
-            return 0.85
+            return FALLBACK_THRESHOLD
+    found = threshold_for_fnmr(info, app.settings.optout_fnmr)
+    return found if found is not None else min(FALLBACK_THRESHOLD, info.threshold)
 
 
 def templates(app: Faceledger, model_id: str) -> np.ndarray:
@@ -68,17 +76,23 @@ def withheld_faces(app: Faceledger, model_id: str, face_ids: Sequence[int]) -> s
     return {int(r[0]) for r, m in zip(rows, mask, strict=True) if m}
 
 
-def add_optout(app: Faceledger, principal: Principal, embedding: Embedding,
+def add_optout(app: Faceledger, principal: Principal, embeddings: Sequence[Embedding],
                reference: str) -> int:
+    """One opt-out holding a template per photo (one ledger entry); the first row's id."""
     key = template_key(app.settings.home)
-    blob = seal(key, embedding.to_bytes())
+    blobs = [seal(key, e.to_bytes()) for e in embeddings]
+    shas = [hashlib.sha256(b).hexdigest() for b in blobs]
+    model_id = embeddings[0].model_id
+    threshold = optout_threshold(app, model_id)
     with app.db.write() as s:
         entry = ledger.append(s, "subject.optout", {
-            "model_id": embedding.model_id, "reference": reference,
-            "template_sha256": hashlib.sha256(blob).hexdigest(), "by": principal.name},
+            "model_id": model_id, "reference": reference, "template_sha256": shas[0],
+            "templates": len(shas), "templates_sha256": shas,
+            "withhold_threshold": round(threshold, 6), "by": principal.name},
             actor=principal.name)
-        row = BlockedSubject(model_id=embedding.model_id, template=blob, reference=reference,
-                             created_at=datetime.now(UTC), ledger_seq=entry.seq)
-        s.add(row)
+        rows = [BlockedSubject(model_id=e.model_id, template=b, reference=reference,
+                               created_at=datetime.now(UTC), ledger_seq=entry.seq)
+                for e, b in zip(embeddings, blobs, strict=True)]
+        s.add_all(rows)
         s.flush()
-        return row.id
+        return rows[0].id

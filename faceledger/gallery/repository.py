@@ -184,7 +184,7 @@ def _index_adds(new_faces: Sequence[Face], version: int) -> list[IndexAdd]:
 
 
 # Per-job notes kept in the rejections table that are warnings, not rejected files.
-WARNING_CODES = frozenset({"manifest_unmatched"})
+WARNING_CODES = frozenset({"manifest_unmatched", "manifest_refused"})
 
 
 def job_face_tally(session: Session, job_id: int, names: int = 1000) -> dict[str, Any]:

@@ -1,21 +1,18 @@
-"""Gallery read services: a face or an image with its provenance, and their stored files.
-
-Each takes the application context and the acting principal first, checks "faces.read", opens
-one read transaction and returns plain data."""
+"""Gallery reads for the face-opening services: a face or an image with its provenance, and the
+paths of their stored files. Each takes the caller's session; the purpose check, the permission
+and the ledger entry belong to ``faceledger.search.face_access`` (a face is opened only within a
+search that returned it), which is the only caller."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from faceledger.db.schema import Face, Image
 from faceledger.errors import NotFoundError
 from faceledger.gallery.repository import faces_with_provenance
-from faceledger.roles import require
-
-if TYPE_CHECKING:
-    from faceledger.accounts.users import Principal
-    from faceledger.core import Faceledger
 
 
 @dataclass(frozen=True)
@@ -36,44 +33,41 @@ def _image_dict(img: Image) -> dict[str, Any]:
             "faces": [f.id for f in img.faces]}
 
 
-def face_detail(app: Faceledger, principal: Principal, face_id: int) -> dict[str, Any]:
+def face_record(s: Session, face_id: int) -> dict[str, Any]:
     """A face (box, landmarks, quality, model) with its image and the image's sources."""
-    require(principal.role, "faces.read", principal.name)
-    with app.db.read() as s:
-        face = faces_with_provenance(s, [face_id]).get(face_id)
-        if face is None:
-            raise NotFoundError(f"no face {face_id}")
-        return {"id": face.id, "image_id": face.image_id, "face_index": face.face_index,
-                "box": face.box, "landmarks": face.landmarks, "quality": face.quality,
-                "model_id": face.model_id, "image": _image_dict(face.image)}
+    face = faces_with_provenance(s, [face_id]).get(face_id)
+    if face is None:
+        raise NotFoundError(f"no face {face_id}")
+    return {"id": face.id, "image_id": face.image_id, "face_index": face.face_index,
+            "box": face.box, "landmarks": face.landmarks, "quality": face.quality,
+            "model_id": face.model_id, "image": _image_dict(face.image)}
 
 
-def image_detail(app: Faceledger, principal: Principal, image_id: int) -> dict[str, Any]:
-    require(principal.role, "faces.read", principal.name)
-    with app.db.read() as s:
-        img = s.get(Image, image_id)
-        if img is None:
-            raise NotFoundError(f"no image {image_id}")
-        return _image_dict(img)
+def image_record(s: Session, image_id: int) -> dict[str, Any]:
+    img = s.get(Image, image_id)
+    if img is None:
+        raise NotFoundError(f"no image {image_id}")
+    return _image_dict(img)
 
 
-def face_thumbnail(app: Faceledger, principal: Principal, face_id: int) -> StoredFile:
-    """The face's thumbnail (JPEG)."""
-    require(principal.role, "faces.read", principal.name)
-    with app.db.read() as s:
-        face = s.get(Face, face_id)
-        if face is None:
-            raise NotFoundError(f"no face {face_id}")
-        path = face.thumbnail_path
-    return StoredFile(app.files.read(path), path)
+def thumbnail_path(s: Session, face_id: int) -> str:
+    """Where the face's thumbnail (JPEG) is stored."""
+    face = s.get(Face, face_id)
+    if face is None:
+        raise NotFoundError(f"no face {face_id}")
+    return face.thumbnail_path
 
 
-def image_file(app: Faceledger, principal: Principal, image_id: int) -> StoredFile:
-    """The image's original file, as stored."""
-    require(principal.role, "faces.read", principal.name)
-    with app.db.read() as s:
-        img = s.get(Image, image_id)
-        if img is None:
-            raise NotFoundError(f"no image {image_id}")
-        path = img.stored_path
-    return StoredFile(app.files.read(path), path)
+def image_path(s: Session, image_id: int) -> str:
+    """Where the image's original file is stored."""
+    img = s.get(Image, image_id)
+    if img is None:
+        raise NotFoundError(f"no image {image_id}")
+    return img.stored_path
+
+
+def faces_of_image(s: Session, image_id: int) -> list[int]:
+    img = s.get(Image, image_id)
+    if img is None:
+        raise NotFoundError(f"no image {image_id}")
+    return [f.id for f in img.faces]

@@ -6,6 +6,7 @@ interrupted ingest leaves nothing half-written and a re-run rewrites the same na
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -15,8 +16,51 @@ _EXT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bm
         "TIFF": ".tif", "WEBP": ".webp", "PPM": ".pnm"}
 
 
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+HOME_FOLDERS = frozenset({"images", "thumbs", "probes", "index", "keys", "uploads"})
+
+
+def private_umask() -> None:
+    """From here on this process creates folders 0700 and files 0600 (the database and its
+    -wal/-shm, images, thumbnails, indexes, keys): nobody but the data home's owner reads them."""
+    os.umask(0o077)
+
+
+def secure_home(home: Path) -> list[str]:
+    """Repair looser modes in a data home: the home and its folders (images, thumbs, probes,
+    index, keys, uploads, and every folder in them) to 0700; the files at its top (database,
+    -wal, -shm, initial credentials) and under keys/ and index/ to 0600. Images and thumbnails
+    are not walked one by one (fast start-ups): their folders are closed, and the home at 0700
+    already shuts every other user out. Returns what was repaired ("path old -> new")."""
+    repaired: list[str] = []
+
+    def fix(path: Path, mode: int) -> None:
+        try:
+            st = path.lstat()
+        except OSError:
+            return
+        if not stat.S_ISLNK(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o077:
+            os.chmod(path, mode)
+            repaired.append(f"{path} {oct(stat.S_IMODE(st.st_mode))} -> {oct(mode)}")
+
+    if not (home / "faceledger.db").is_file() and not (home / "index").is_dir():
+        return repaired  # not (yet) a data home: leave someone else's folder alone
+    fix(home, PRIVATE_DIR)
+    for entry in os.scandir(home):
+        if entry.is_dir(follow_symlinks=False) and entry.name in HOME_FOLDERS:
+            for root, _dirs, files in os.walk(entry.path):
+                fix(Path(root), PRIVATE_DIR)
+                if entry.name in ("keys", "index"):
+                    for f in files:
+                        fix(Path(root) / f, PRIVATE_FILE)
+        elif entry.is_file(follow_symlinks=False):
+            fix(Path(entry.path), PRIVATE_FILE)
+    return repaired
+
+
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -97,6 +98,20 @@ def calibration_at(session: Session, model_id: str, when: datetime) -> Calibrati
             return _info(cal)
     active = [c for c in rows if c.active]
     return _info(active[0]) if active else None
+
+
+def threshold_for_fnmr(info: CalibrationInfo, fnmr: float) -> float | None:
+    """The threshold at which at most ``fnmr`` of genuine pairs fall below (the opt-out's
+    recall-side rule), from the calibration's ``fnmr_table``; else from its FMR table, the
+    highest threshold whose measured FNMR is within ``fnmr``. None: the tables cannot say."""
+    rows = [r for r in info.details.get("fnmr_table", []) if r.get("threshold") is not None]
+    exact = [r for r in rows if math.isclose(float(r["fnmr"]), fnmr, rel_tol=1e-9)]
+    if exact:
+        return float(exact[0]["threshold"])
+    rows += [r for r in info.details.get("table", []) if r.get("fnmr") is not None]
+    within = [float(r["threshold"]) for r in rows
+              if r.get("threshold") is not None and float(r["fnmr"]) <= fnmr]
+    return max(within) if within else None
 
 
 def _info(cal: Calibration) -> CalibrationInfo:

@@ -104,12 +104,16 @@ class VerifyReport:
     head_hash: str
     first_bad_seq: int | None = None
     reason: str | None = None
+    # Records (searches, reviews, outcomes, approvals, opt-outs) that do not match their ledger
+    # entries, or entries whose record is gone (ledger_records.check_records); empty when the
+    # cross-check was not run or found nothing.
+    record_problems: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok, "entries": self.entries, "head_seq": self.head_seq,
             "head_hash": self.head_hash, "first_bad_seq": self.first_bad_seq,
-            "reason": self.reason,
+            "reason": self.reason, "record_problems": list(self.record_problems),
         }
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceledger.errors import ValidationError
 from faceledger.governance import ledger
+from faceledger.governance.ledger_records import check_records, with_records
 from faceledger.governance.ledger_status import chain_status
 from faceledger.roles import require
 
@@ -95,10 +96,11 @@ def read_entries(app: Faceledger, principal: Principal, filters: Filters, *,
 
 
 def verify_chain(app: Faceledger, principal: Principal) -> ledger.VerifyReport:
-    """Walk the whole chain; the report names the first bad entry."""
+    """Walk the whole chain, then cross-check the records it vouches for (searches, reviews,
+    outcomes, approvals, opt-outs: ``ledger_records``); the report names the first problem."""
     require(principal.role, "ledger.verify", principal.name)
     with app.db.read() as s:
-        return ledger.verify(s)
+        return with_records(ledger.verify(s), check_records(s))
 
 
 def ledger_view(app: Faceledger, principal: Principal, filters: Filters, *,

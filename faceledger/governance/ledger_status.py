@@ -3,7 +3,8 @@
 A full walk (``ledger.verify``) costs about 60 us an entry (2 s at 35,000 entries), and the
 ledger is the auditors' landing page. So a full walk is kept for ``FULL_CHECK_EVERY`` seconds;
 within that time a view walks only the entries appended since, which must link to the fully
-checked head. Anything else (an edited, deleted or reordered entry) shows at the next full walk,
+checked head. A full walk also cross-checks the records the ledger vouches for
+(``ledger_records``). Anything else (an edited, deleted or reordered entry) shows at the next full walk,
 at most ``FULL_CHECK_EVERY`` seconds later, and the page says when that was.
 ``faceledger ledger verify`` and ``GET /api/v1/ledger/verify`` always walk the whole chain."""
 
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from faceledger.governance import ledger
+from faceledger.governance.ledger_records import check_records, with_records
 
 FULL_CHECK_EVERY = 60.0  # seconds
 
@@ -51,7 +53,7 @@ def chain_status(session: Session, key: str, *, max_age: float = FULL_CHECK_EVER
                                          recent.head_hash, last.entries + recent.entries)
             return {**recent.as_dict(), "entries": last.entries + recent.entries,
                     "full_check_at": last.at, "new_checked": recent.entries}
-    report = ledger.verify(session)
+    report = with_records(ledger.verify(session), check_records(session))
     at = datetime.now(UTC).isoformat(timespec="seconds")
     with _lock:
         if report.ok:

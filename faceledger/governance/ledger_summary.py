@@ -50,6 +50,14 @@ def _ingest_batch(p: dict[str, Any]) -> str:
             f", {p.get('duplicates', 0)} duplicate(s), {rejected} rejected")
 
 
+def _first(what: Any) -> str:
+    """A faces.opened entry's first opening, e.g. {"thumbnail": 5} -> 'thumbnail 5'."""
+    if isinstance(what, dict) and len(what) == 1:
+        ((kind, ident),) = what.items()
+        return f"{str(kind).replace('_', ' ')} {ident}"
+    return "?"
+
+
 def _redacted(p: dict[str, Any]) -> str:
     fields = ", ".join(p.get("fields") or [])
     return f"entry {p.get('target_seq')}: purged {fields} ({p.get('reason')})"
@@ -63,6 +71,13 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "search.refused": lambda p: f"refused ({p.get('rule') or p.get('code')}): {p.get('reason')}",
     "search.viewed": lambda p: (f"{p.get('by')} opened search {p.get('search_id')} of "
                                 f"{p.get('searcher')}"),
+    "faces.opened": lambda p: (f"{p.get('by')} opened faces of search {p.get('search_id')} "
+                               f"of {p.get('searcher')} ({p.get('task')}; first "
+                               f"{_first(p.get('first'))}; covers {_n(len(p.get('faces') or []), 'face')}"
+                               f"{' and the probe' if p.get('probe') else ''} for "
+                               f"{p.get('window_s')} s)"),
+    "subject.erase_preview": lambda p: (f"erasure preview showed {_n(int(p.get('faces_shown') or 0), 'face')}"
+                                        f" (ref {p.get('reference') or '—'}) to {p.get('by')}"),
     "search.authorised": lambda p: (f"search {p.get('search_id')}: authorisation "
                                     f"{p.get('authorisation_ref')} added by {p.get('by')}"),
     "outcome": lambda p: (f"search {p.get('search_id')}: {p.get('result')} on {p.get('date')}"
@@ -70,7 +85,12 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "review": lambda p: (f"{p.get('decision')} face {p.get('face_id')} of search "
                          f"{p.get('search')}" + _note(p)),
     "signin": lambda p: f"user {p.get('user')} signed in",
-    "signin.failed": lambda p: f"failed sign-in as {p.get('user')}",
+    "signin.failed": lambda p: (f"{p.get('count', 1)} failed sign-in(s) "
+                                + (f"as {p['user']}" if "user" in p
+                                   else f"from {p.get('address')}")),
+    "signin.locked": lambda p: f"user {p.get('user')} locked out after {p.get('failures')} "
+                               "failed sign-ins",
+    "signin.unlocked": lambda p: f"user {p.get('user')} unlocked by {p.get('by')}",
     "user.created": lambda p: (f"user {p.get('user')} ({p.get('role')}) created by "
                                f"{p.get('by') or 'system'}"),
     "user.disabled": lambda p: f"user {p.get('user')} disabled by {p.get('by')}",

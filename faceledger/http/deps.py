@@ -55,6 +55,12 @@ async def _csrf_from_request(request: Request) -> str | None:
     return None
 
 
+def client_address(request: Request) -> str | None:
+    """The peer's address, the key of per-address sign-in throttling (no proxy headers are
+    trusted: behind a reverse proxy every client shares the proxy's address)."""
+    return request.client.host if request.client else None
+
+
 # Declares the bearer scheme in the OpenAPI document (so /docs offers "Authorize"); the header
 # itself is read below, beside the session cookie.
 _BEARER = HTTPBearer(auto_error=False, description="An API token: `faceledger users token NAME`")
@@ -66,7 +72,8 @@ async def optional_caller(
 ) -> Caller | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        return Caller(account_services.authenticate_token(core, auth[7:].strip()), "token")
+        return Caller(account_services.authenticate_token(core, auth[7:].strip(),
+                                                          client_address(request)), "token")
     found = websessions.session_of(core, request.cookies.get(SESSION_COOKIE))
     if found is None:
         return None

@@ -149,7 +149,8 @@ def _body(rep: OversightReport) -> str:
             ("search", "user", "case", "purpose", "refused by", "reason"),
             ((a["search_id"], a["user"], a["case"], a["purpose"], a["refused_by"], a["reason"])
              for a in rep.approvals["refused"]))
-        + f"<p>Failed sign-ins in the period: {len(rep.signin_failures)}.</p></section>",
+        + "<p>Failed sign-ins in the period: "
+        + f"{sum(int(x.get('count', 1)) for x in rep.signin_failures)}.</p></section>",
         "<section class=\"searches\"><h2>Every search</h2>" + _table(
             ("search", f"time ({tz})", "user", "case", "purpose", "offence", "mode", "status",
              "results", "outcome", "flags"),

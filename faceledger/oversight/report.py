@@ -181,9 +181,11 @@ def _refused(session: Session, start: datetime, end: datetime, user: str | None
 
 def _signins(session: Session, start: datetime, end: datetime, user: str | None
              ) -> list[dict[str, Any]]:
-    return [{"seq": e.seq, "ts": e.ts, "user": p.get("user")}
+    """Failed sign-ins per account name (aggregated entries carry a ``count``; the per-address
+    entries of the same failures are left out so nothing counts twice)."""
+    return [{"seq": e.seq, "ts": e.ts, "user": p.get("user"), "count": int(p.get("count", 1))}
             for e, p in _ledger(session, ("signin.failed",), start, end)
-            if user is None or p.get("user") == user]
+            if "user" in p and (user is None or p.get("user") == user)]
 
 
 def _approvals(session: Session, start: datetime, end: datetime,

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 
 from faceledger.db.schema import Face, Image, LedgerEntry, Search
-from faceledger.errors import NoFaceError, NotFoundError, ValidationError
+from faceledger.errors import FaceChoiceRequired, NoFaceError, NotFoundError, ValidationError
+from faceledger.faces.embed import Embedding
 from faceledger.faces.probefaces import choose_face, faces_json
 from faceledger.gallery.optout import add_optout, optout_threshold
 from faceledger.gallery.repository import bump_faces_version, faces_with_provenance
 from faceledger.governance import ledger
+from faceledger.governance.keys import seal, template_key, unseal
 from faceledger.roles import require
 from faceledger.search.match import resolve_collections
 from faceledger.search.outcomes import latest_outcome
@@ -22,9 +29,10 @@ from faceledger.search.outcomes import latest_outcome
 if TYPE_CHECKING:
     from faceledger.accounts.users import Principal
     from faceledger.core import Faceledger
-    from faceledger.faces.embed import Embedding
 
 REFERENCE_MAX = 200
+OPTOUT_PHOTOS_MAX = 10
+TOKEN_SECONDS = 3600  # an opt-out preview can be confirmed for an hour
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,14 @@ class FoundFace:
     thumbnail_path: str
     source_url: str | None = None  # the image's first source (erasure preview only)
     original_path: str | None = None
+
+
+@dataclass(frozen=True)
+class OptoutPreview:
+    photos: int
+    threshold: float  # the withholding threshold in force
+    faces: list[FoundFace]  # the gallery faces it will withhold, most similar first
+    token: str  # sealed templates + reference, for optout_confirm
 
 
 def check_reference(reference: str) -> str:
@@ -65,7 +81,8 @@ def photo_faces(app: Faceledger, principal: Principal, photo: bytes) -> dict[str
     return {"width": image.width, "height": image.height, "faces": faces_json(detections)}
 
 
-def subject_embedding(app: Faceledger, photo: bytes, face: int | None) -> Embedding:
+def subject_embedding(app: Faceledger, photo: bytes, face: int | None,
+                      label: str = "photo") -> Embedding:
     """The embedding of the subject's face number ``face`` (1, 2, … left to right; None: the
     only face). Only that face is aligned and embedded."""
     check_face_number(face)
@@ -73,39 +90,46 @@ def subject_embedding(app: Faceledger, photo: bytes, face: int | None) -> Embedd
     image = pipe.decode(photo)
     detections = pipe.detect(image)
     if not detections:
-        raise NoFaceError("no face found in the subject's photo")
-    detections, idx = choose_face(detections, face, "photo")
+        raise NoFaceError(f"no face found in the subject's {label}")
+    detections, idx = choose_face(detections, face, label)
     return pipe.embed_detections(image, [detections[idx]], thumbnails=False).faces[0].embedding
 
 
-def find_faces(app: Faceledger, query: Embedding, k: int = 500) -> list[FoundFace]:
-    """Every gallery face at or above the conservative opt-out threshold."""
-    threshold = optout_threshold(app, query.model_id)
-    cols = resolve_collections(app, query.model_id, None)
-    hits: list[tuple[float, int, str]] = []
-    for col_id, name, count in cols:
-        if count:
-            scores, ids = app.indexes.search(query.model_id, col_id, query.vector,
-                                             min(k, count))
-            hits += [(float(sc), int(i), name) for sc, i in zip(scores, ids, strict=True)
-                     if i >= 0 and sc >= threshold]
+def find_faces(app: Faceledger, query: Embedding | Sequence[Embedding], k: int = 500
+               ) -> list[FoundFace]:
+    """Every gallery face at or above the opt-out threshold for any of the queries (one per
+    photo of the person), most similar first, with its best similarity."""
+    queries = [query] if isinstance(query, Embedding) else list(query)
+    model_id = queries[0].model_id
+    threshold = optout_threshold(app, model_id)
+    best: dict[int, tuple[float, str]] = {}
+    for col_id, name, count in resolve_collections(app, model_id, None):
+        for q in queries if count else []:
+            scores, ids = app.indexes.search(model_id, col_id, q.vector, min(k, count))
+            for sc, i in zip(scores, ids, strict=True):
+                if i >= 0 and sc >= threshold and float(sc) > best.get(int(i), (-2.0, ""))[0]:
+                    best[int(i)] = (float(sc), name)
     with app.db.read() as s:
         faces = {f.id: f for f in s.execute(
-            select(Face).where(Face.id.in_([h[1] for h in hits]))).scalars()}
+            select(Face).where(Face.id.in_(list(best)))).scalars()}
+    hits = sorted(((sc, fid, name) for fid, (sc, name) in best.items()), reverse=True)
     return [FoundFace(fid, faces[fid].image_id, name, round(sc, 6), faces[fid].thumbnail_path)
-            for sc, fid, name in sorted(hits, reverse=True) if fid in faces]
+            for sc, fid, name in hits if fid in faces]
 
 
 def erase_preview(app: Faceledger, principal: Principal, photo: bytes,
                   face: int | None = None, *, reference: str | None = None) -> list[FoundFace]:
     """The faces an erasure would remove (most similar first), each with its image's first
-    source, for the operator to confirm. Reads only; nothing is ledgered or kept. A
-    ``reference`` given now (the erasure's) is checked before anything is compared."""
+    source, for the operator to confirm. Nothing is erased or kept; showing the faces (the
+    erasure task's look at them) is ledgered, with the faces shown. A ``reference`` given now
+    (the erasure's) is checked before anything is compared."""
     require(principal.role, "subjects.manage", principal.name)
-    if reference is not None:
-        check_reference(reference)
+    ref = check_reference(reference) if reference is not None else None
     hits = find_faces(app, subject_embedding(app, photo, face))
-    with app.db.read() as s:
+    with app.db.write() as s:
+        ledger.append(s, "subject.erase_preview", {
+            "reference": ref, "faces_shown": len(hits), "face_ids": [h.face_id for h in hits],
+            "by": principal.name}, actor=principal.name)
         prov = faces_with_provenance(s, [h.face_id for h in hits])
         out = []
         for h in hits:
@@ -116,11 +140,77 @@ def erase_preview(app: Faceledger, principal: Principal, photo: bytes,
     return out
 
 
-def optout(app: Faceledger, principal: Principal, photo: bytes, reference: str,
-           face: int | None = None) -> int:
+def subject_embeddings(app: Faceledger, photos: bytes | Sequence[bytes],
+                       faces: int | Sequence[int | None] | None = None) -> list[Embedding]:
+    """One embedding per photo of the person (1 to OPTOUT_PHOTOS_MAX photos); ``faces``: the
+    face number in each photo (one number or None for a single photo)."""
+    items = [photos] if isinstance(photos, bytes) else list(photos)
+    if not items:
+        raise ValidationError("choose at least one photo of the person", field="photo")
+    if len(items) > OPTOUT_PHOTOS_MAX:
+        raise ValidationError(f"at most {OPTOUT_PHOTOS_MAX} photos per opt-out", field="photo")
+    picks: list[int | None] = ([faces] * len(items) if faces is None or isinstance(faces, int)
+                               else list(faces))
+    if len(picks) != len(items) or (isinstance(faces, int) and len(items) > 1):
+        raise ValidationError(f"give one face number per photo ({len(items)} photos)",
+                              field="face")
+    out = []
+    for n, (data, pick) in enumerate(zip(items, picks, strict=True), 1):
+        try:
+            out.append(subject_embedding(app, data, pick,
+                                         "photo" if len(items) == 1 else f"photo {n}"))
+        except (FaceChoiceRequired, NoFaceError) as exc:
+            exc.details["photo_number"] = n
+            raise
+    return out
+
+
+def optout_preview(app: Faceledger, principal: Principal, photos: bytes | Sequence[bytes],
+                   reference: str, faces: int | Sequence[int | None] | None = None
+                   ) -> OptoutPreview:
+    """The gallery faces an opt-out from these photos would withhold, before it is confirmed.
+    Showing them is ledgered (which faces, for which request); ``token`` carries the sealed
+    templates to the confirmation (web), so the photos need not be sent twice."""
     require(principal.role, "subjects.manage", principal.name)
     ref = check_reference(reference)
-    return add_optout(app, principal, subject_embedding(app, photo, face), ref)
+    embs = subject_embeddings(app, photos, faces)
+    found = find_faces(app, embs)
+    with app.db.write() as s:
+        ledger.append(s, "subject.optout_preview", {
+            "reference": ref, "photos": len(embs), "faces_shown": len(found),
+            "face_ids": [f.face_id for f in found], "by": principal.name}, actor=principal.name)
+    body = json.dumps({"by": principal.name, "reference": ref, "model_id": embs[0].model_id,
+                       "expires": time.time() + TOKEN_SECONDS,
+                       "templates": [base64.b64encode(e.to_bytes()).decode() for e in embs]})
+    token = base64.urlsafe_b64encode(seal(template_key(app.settings.home), body.encode()))
+    return OptoutPreview(len(embs), optout_threshold(app, embs[0].model_id), found,
+                         token.decode())
+
+
+def optout(app: Faceledger, principal: Principal, photo: bytes | Sequence[bytes],
+           reference: str, face: int | Sequence[int | None] | None = None) -> int:
+    """Opt a person out from one or more photos (one template each); one ledger entry."""
+    require(principal.role, "subjects.manage", principal.name)
+    ref = check_reference(reference)
+    return add_optout(app, principal, subject_embeddings(app, photo, face), ref)
+
+
+def optout_confirm(app: Faceledger, principal: Principal, token: str) -> int:
+    """Confirm a previewed opt-out (its sealed templates and reference); the same principal,
+    within TOKEN_SECONDS of the preview."""
+    require(principal.role, "subjects.manage", principal.name)
+    try:
+        body = json.loads(unseal(template_key(app.settings.home),
+                                 base64.urlsafe_b64decode(token.encode())))
+    except (ValueError, InvalidTag):
+        raise ValidationError("the opt-out preview is not valid: start again from the photos"
+                              ) from None
+    if body["by"] != principal.name or body["expires"] < time.time():
+        raise ValidationError("the opt-out preview has expired or is someone else's: start "
+                              "again from the photos")
+    embs = [Embedding.from_bytes(body["model_id"], base64.b64decode(t))
+            for t in body["templates"]]
+    return add_optout(app, principal, embs, body["reference"])
 
 
 def erase(app: Faceledger, principal: Principal, face_ids: list[int], reference: str

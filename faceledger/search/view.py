@@ -1,6 +1,6 @@
 """What a search's pages show beyond its result set: its approval state and decision, its
-authorisation, its outcomes; and its probe photo. Reads only (opening someone else's search is
-ledgered by results.search_detail)."""
+authorisation, its outcomes. Reads only (opening someone else's search is ledgered by
+results.search_detail); its probe photo is opened through face_access.probe_photo."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceledger.db.schema import LedgerEntry, Outcome, Search, User
-from faceledger.errors import NotFoundError
 from faceledger.roles import require
 from faceledger.search.results import detail_of, note_view, search_row
 
@@ -77,19 +76,3 @@ def search_page(app: Faceledger, principal: Principal, search_id: int) -> Search
     if state["status"] != "done":
         detail["candidates"] = []
     return SearchPage(detail, state)
-
-
-@dataclass(frozen=True)
-class StoredProbe:
-    data: bytes
-    path: str  # where it is stored (its extension names its format)
-
-
-def probe_photo(app: Faceledger, principal: Principal, search_id: int) -> StoredProbe:
-    """A search's probe photo as uploaded."""
-    require(principal.role, "searches.read", principal.name)
-    with app.db.read() as s:
-        path = search_row(s, search_id).probe_path
-    if not path:
-        raise NotFoundError("the probe photo was not kept (or was purged)")
-    return StoredProbe(app.files.read(path), path)

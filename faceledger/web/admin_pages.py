@@ -21,7 +21,9 @@ Admin = Annotated[Caller, Depends(need("users.manage"))]
 CollectionAdmin = Annotated[Caller, Depends(need("collections.manage"))]
 NOTICES = {"collection": "Collection added.", "disabled": "User disabled; their tokens and "
            "web sessions no longer work.", "password": "Web password set. A reset ends the user's "
-           "web sessions; they sign in with the new password."}
+           "web sessions; they sign in with the new password.",
+           "unlocked": "User unlocked; they can sign in again.",
+           "not-locked": "That user was not locked out."}
 
 
 def _admin_page(request: Request, core: Faceledger, caller: Caller, *, status: int = 200,
@@ -67,6 +69,17 @@ def disable_user(request: Request, core: Core, caller: Admin, name: str) -> Resp
     except FaceledgerError as exc:
         return _failed(request, core, caller, exc)
     return RedirectResponse("/admin?done=disabled", status_code=303)
+
+
+@router.post("/admin/users/{name}/unlock")
+def unlock_user(request: Request, core: Core, caller: Admin, name: str) -> Response:
+    """Lift a lock-out after failed sign-ins (ledgered)."""
+    try:
+        done = account_services.unlock_user(core, caller.principal, name)
+    except FaceledgerError as exc:
+        return _failed(request, core, caller, exc)
+    return RedirectResponse(f"/admin?done={'unlocked' if done['unlocked'] else 'not-locked'}",
+                            status_code=303)
 
 
 @router.post("/admin/users/{name}/token")

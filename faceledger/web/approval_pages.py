@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from faceledger.core import Faceledger
 from faceledger.errors import FaceledgerError, ValidationError
 from faceledger.http.deps import Caller, Core, need
+from faceledger.http.ids import Id
 from faceledger.search import approval
 from faceledger.web.pages import render
 
@@ -37,13 +38,13 @@ def _page(request: Request, core: Faceledger, caller: Caller, *, status: int = 2
 
 
 @router.get("/approvals")
-def approvals(request: Request, core: Core, caller: Approver, decided: int | None = None
+def approvals(request: Request, core: Core, caller: Approver, decided: Id | None = None
               ) -> Response:
     return _page(request, core, caller, decided=decided)
 
 
 @router.post("/approvals/{search_id}")
-def decide(request: Request, core: Core, caller: Approver, search_id: int,
+def decide(request: Request, core: Core, caller: Approver, search_id: Id,
            decision: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = ""
            ) -> Response:
     form = {"id": search_id, "decision": decision, "reason": reason}

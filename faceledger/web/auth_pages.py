@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from faceledger.accounts import websessions
-from faceledger.errors import AuthenticationError, PermissionDeniedError
-from faceledger.http.deps import SESSION_COOKIE, Caller, Core, need
+from faceledger.errors import AuthenticationError, PermissionDeniedError, TooManyAttemptsError
+from faceledger.http.deps import SESSION_COOKIE, Caller, Core, client_address, need
 from faceledger.web.pages import home_for, render
 
 router = APIRouter(include_in_schema=False)
@@ -47,12 +47,15 @@ def login_form(request: Request, next: str = "") -> Response:
 def login(request: Request, core: Core, name: Annotated[str, Form()] = "",
           password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
     _check_origin(request)
-    try:  # a failed attempt is ledgered (and committed) by the service
-        sid, _csrf = websessions.open_session(core, name, password)
-    except AuthenticationError as failure:
-        return render(request, "login.html", None, status=failure.status,
+    try:  # a failed attempt is counted (and committed) by the service
+        sid, _csrf = websessions.open_session(core, name, password, client_address(request))
+    except (AuthenticationError, TooManyAttemptsError) as failure:
+        page = render(request, "login.html", None, status=failure.status,
                       next=safe_next(next) or "", name=name.strip()[:120],
                       error=failure.message)
+        if "retry_after" in failure.details:
+            page.headers["retry-after"] = str(failure.details["retry_after"])
+        return page
     response = RedirectResponse(safe_next(next) or "/", status_code=303)
     response.set_cookie(SESSION_COOKIE, sid, max_age=int(core.settings.session_hours * 3600),
                         path="/", secure=core.settings.cookie_secure, httponly=True,

@@ -13,6 +13,7 @@ from faceledger.errors import FaceledgerError
 from faceledger.gallery.collections import collection_list
 from faceledger.gallery.ingest import collection_name
 from faceledger.http.deps import Caller, Core, need
+from faceledger.http.ids import Id
 from faceledger.http.jobs import job_runner, submit_upload
 from faceledger.web.pages import render
 
@@ -56,6 +57,6 @@ async def ingest_submit(
 
 
 @router.get("/ingest/jobs/{job_id}")
-def job_page(request: Request, caller: JobReader, job_id: int) -> Response:
+def job_page(request: Request, caller: JobReader, job_id: Id) -> Response:
     job = job_runner(request).status(caller.principal, job_id)
     return render(request, "job.html", caller, job=job)

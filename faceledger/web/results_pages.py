@@ -14,6 +14,7 @@ from faceledger.core import Faceledger
 from faceledger.errors import FaceledgerError, NotFoundError
 from faceledger.http.dates import optional_day
 from faceledger.http.deps import Caller, Core, need
+from faceledger.http.ids import Id
 from faceledger.oversight import retention
 from faceledger.roles import Role, allowed
 from faceledger.search import outcomes, results
@@ -63,13 +64,13 @@ def searches_list(request: Request, core: Core, caller: Reader, everyone: bool =
 
 
 @router.get("/searches/{search_id}")
-def search_results(request: Request, core: Core, caller: Reader, search_id: int,
+def search_results(request: Request, core: Core, caller: Reader, search_id: Id,
                    done: str = "") -> Response:
     return _results_page(request, core, caller, search_id, notice=NOTICES.get(done))
 
 
 @router.post("/searches/{search_id}/outcome")
-def record_outcome(request: Request, core: Core, caller: OutcomeWriter, search_id: int,
+def record_outcome(request: Request, core: Core, caller: OutcomeWriter, search_id: Id,
                    result: Annotated[str, Form()] = "", on: Annotated[str, Form()] = "",
                    note: Annotated[str, Form()] = "") -> Response:
     form = {"result": result, "on": on, "note": note}
@@ -85,7 +86,7 @@ def record_outcome(request: Request, core: Core, caller: OutcomeWriter, search_i
 
 
 @router.post("/searches/{search_id}/authorisation")
-def add_authorisation(request: Request, core: Core, caller: Reader, search_id: int,
+def add_authorisation(request: Request, core: Core, caller: Reader, search_id: Id,
                       reference: Annotated[str, Form()] = "") -> Response:
     try:
         retention.add_authorisation(core, caller.principal, search_id, reference)
@@ -99,7 +100,7 @@ def add_authorisation(request: Request, core: Core, caller: Reader, search_id: i
 
 
 @router.get("/searches/{search_id}/candidates/{face_id}")
-def compare(request: Request, core: Core, caller: Reader, search_id: int, face_id: int,
+def compare(request: Request, core: Core, caller: Reader, search_id: Id, face_id: Id,
             reviewed: str = "", repeat: str = "") -> Response:
     page = search_view.search_page(core, caller.principal, search_id)
     detail, status = page.detail, page.state["status"]
@@ -117,7 +118,7 @@ def compare(request: Request, core: Core, caller: Reader, search_id: int, face_i
 
 
 @router.post("/searches/{search_id}/candidates/{face_id}/review")
-def review(core: Core, caller: Reviewer, search_id: int, face_id: int,
+def review(core: Core, caller: Reviewer, search_id: Id, face_id: Id,
            decision: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Response:
     state = results.review(core, caller.principal, search_id, face_id, decision, note.strip())
     said = "repeat" if state.repeat else "reviewed"  # a repeat records nothing

@@ -19,6 +19,7 @@ from faceledger.errors import (
     ValidationError,
 )
 from faceledger.http.deps import Caller, Core, need
+from faceledger.http.ids import parse_id
 from faceledger.http.media import data_uri, media_type
 from faceledger.http.uploads import read_form_file
 from faceledger.oversight import subjects
@@ -78,10 +79,11 @@ def _page(request: Request, core: Faceledger, caller: Caller, *, status: int = 2
           section: str = "", problem: dict[str, Any] | None = None,
           form: dict[str, Any] | None = None, notice: str | None = None,
           found: list[dict[str, Any]] | None = None,
-          searches: list[dict[str, Any]] | None = None) -> Response:
+          searches: list[dict[str, Any]] | None = None,
+          optout_preview: dict[str, Any] | None = None) -> Response:
     return render(request, "subjects.html", caller, status=status, section=section,
                   problem=problem, form=form or {}, notice=notice, found=found,
-                  searches=searches,
+                  searches=searches, optout_preview=optout_preview,
                   max_mb=core.settings.max_upload_bytes // (1024 * 1024))
 
 
@@ -116,19 +118,57 @@ def photo_faces(core: Core, caller: SubjectAdmin,
 @router.post("/subjects/optout")
 def optout(request: Request, core: Core, caller: SubjectAdmin,
            photo: Annotated[UploadFile | None, File()] = None,
+           more_photos: Annotated[list[UploadFile] | None, File()] = None,
            reference: Annotated[str, Form()] = "", face: Annotated[str, Form()] = ""
            ) -> Response:
+    """Step 1: the faces the opt-out will withhold, shown before anything is recorded. The
+    first photo may hold several faces (click the person's); each further photo holds one."""
     form = {"reference": reference, "face": face}
     data: bytes | None = None
     try:
         ref = _reference(reference)
         idx = _face_index(face)
         data = _read_photo(photo, core.settings.max_upload_bytes)
-        subjects.optout(core, caller.principal, data, ref, idx)
+        extra = [read_form_file(p, core.settings.max_upload_bytes, "a further photo", "")
+                 for p in more_photos or [] if p.filename]
+        pv = subjects.optout_preview(core, caller.principal, [data, *extra], ref,
+                                     [idx] + [None] * len(extra))
+    except FaceledgerError as exc:
+        problem = _problem(exc, data, photo)
+        if exc.details.get("photo_number", 1) > 1:  # a further photo: one face each
+            problem = {"message": exc.message + ": each further photo must show the person "
+                       "alone (crop it, or use it as the first photo)", "faces": [], "photo": None}
+        return _page(request, core, caller, status=exc.status, section="optout",
+                     problem=problem, form={"optout": form})
+    preview = {"photos": pv.photos, "threshold": pv.threshold, "token": pv.token,
+               "reference": ref.strip(), "faces": _found(core, pv.faces)}
+    return _page(request, core, caller, section="optout", optout_preview=preview,
+                 form={"optout": form})
+
+
+@router.post("/subjects/optout/confirm")
+def optout_confirm(request: Request, core: Core, caller: SubjectAdmin,
+                   token: Annotated[str, Form()] = "") -> Response:
+    """Step 2: record the previewed opt-out (its templates travel sealed in ``token``)."""
+    try:
+        subjects.optout_confirm(core, caller.principal, token)
     except FaceledgerError as exc:
         return _page(request, core, caller, status=exc.status, section="optout",
-                     problem=_problem(exc, data, photo), form={"optout": form})
+                     problem=_problem(exc, None, None))
     return RedirectResponse("/subjects?done=optout#optout", status_code=303)
+
+
+def _found(core: Faceledger, hits: list[subjects.FoundFace]) -> list[dict[str, Any]]:
+    found = []
+    for h in hits:
+        try:
+            thumb: str | None = _data_uri(core.files.read(h.thumbnail_path), h.thumbnail_path)
+        except FaceledgerError:
+            thumb = None
+        found.append({"face_id": h.face_id, "image_id": h.image_id, "collection": h.collection,
+                      "similarity": h.similarity, "thumb": thumb,
+                      "source_url": h.source_url, "original_path": h.original_path})
+    return found
 
 
 @router.post("/subjects/erase/find")
@@ -146,16 +186,7 @@ def erase_find(request: Request, core: Core, caller: SubjectAdmin,
     except FaceledgerError as exc:
         return _page(request, core, caller, status=exc.status, section="erase",
                      problem=_problem(exc, data, photo), form={"erase": form})
-    found = []
-    for h in hits:
-        try:
-            thumb: str | None = _data_uri(core.files.read(h.thumbnail_path), h.thumbnail_path)
-        except FaceledgerError:
-            thumb = None
-        found.append({"face_id": h.face_id, "image_id": h.image_id, "collection": h.collection,
-                      "similarity": h.similarity, "thumb": thumb,
-                      "source_url": h.source_url, "original_path": h.original_path})
-    return _page(request, core, caller, section="erase", found=found,
+    return _page(request, core, caller, section="erase", found=_found(core, hits),
                  form={"erase": {**form, "reference": ref.strip()}})
 
 
@@ -167,10 +198,7 @@ def erase(request: Request, core: Core, caller: SubjectAdmin,
         ref = _reference(reference)
         ids: list[int] = []
         for raw in face_id or []:
-            try:
-                ids.append(int(raw))
-            except ValueError:
-                raise ValidationError(f"not a face id: {raw[:20]!r}") from None
+            ids.append(parse_id(raw, "a face id"))
         # An empty choice: the service refuses it, saying so.
         done = subjects.erase(core, caller.principal, sorted(set(ids)), ref)
     except FaceledgerError as exc:

@@ -19,10 +19,10 @@ from faceledger.errors import (
     ValidationError,
 )
 from faceledger.gallery import collections, indexstore
-from faceledger.gallery import service as gallery_service
 from faceledger.gallery.jobs import JobRunner
 from faceledger.governance import models_service
 from faceledger.roles import PERMISSIONS, Role
+from faceledger.search import face_access
 from tests.conftest import World
 
 Call = Callable[[World, Principal, str], Any]
@@ -45,14 +45,14 @@ CALLS: list[tuple[str, str, Call]] = [
      lambda w, p, tag: account_services.rotate_token(w.app, p, f"victim-{tag}")),
     ("set_password", "users.manage",
      lambda w, p, tag: account_services.set_password(w.app, p, f"victim-{tag}", None, "cli")),
-    ("face_detail", "faces.read",
-     lambda w, p, tag: gallery_service.face_detail(w.app, p, 10**6)),
+    ("face_detail", "faces.read",  # (within a search that does not exist: not found)
+     lambda w, p, tag: face_access.face_detail(w.app, p, 10**6, 10**6)),
     ("image_detail", "faces.read",
-     lambda w, p, tag: gallery_service.image_detail(w.app, p, 10**6)),
+     lambda w, p, tag: face_access.image_detail(w.app, p, 10**6, 10**6)),
     ("face_thumbnail", "faces.read",
-     lambda w, p, tag: gallery_service.face_thumbnail(w.app, p, 10**6)),
+     lambda w, p, tag: face_access.face_thumbnail(w.app, p, 10**6, 10**6)),
     ("image_file", "faces.read",
-     lambda w, p, tag: gallery_service.image_file(w.app, p, 10**6)),
+     lambda w, p, tag: face_access.image_file(w.app, p, 10**6, 10**6)),
     ("index_status", "collections.read",
      lambda w, p, tag: indexstore.index_status(w.app, p)),
     ("index_rebuild", "index.manage",

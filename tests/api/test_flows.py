@@ -46,9 +46,10 @@ def test_search_two_faces_then_choose(live_server: LiveServer) -> None:
             assert cand["band"] == want
             assert cand["probe_image"] is False and cand["duplicate_of"] is None
         assert top["title"] == "Grace Hopper" and "captured_at" in top
-        thumb = c.get(f"/api/v1/faces/{top['face_id']}/thumbnail")
+        within = {"search": body["search_id"]}  # faces open only within a search
+        thumb = c.get(f"/api/v1/faces/{top['face_id']}/thumbnail", params=within)
         assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
-        full = c.get(f"/api/v1/images/{top['image_id']}/file")
+        full = c.get(f"/api/v1/images/{top['image_id']}/file", params=within)
         assert full.status_code == 200 and len(full.content) > 1000
         probe = c.get(f"/api/v1/searches/{body['search_id']}/probe")
         assert probe.status_code == 200 and probe.content == encode(collage())
@@ -61,7 +62,8 @@ def test_search_two_faces_then_choose(live_server: LiveServer) -> None:
     with live_server.client("audrey") as c:
         entries = c.get("/api/v1/ledger", params={"case": "API-1", "order": "oldest"}).json()["entries"]
         kinds = [e["kind"] for e in entries]
-        assert kinds == ["search.refused", "search"]
+        # thumbnail, image and probe opened: one batched faces.opened entry
+        assert kinds == ["search.refused", "search", "faces.opened"]
         assert entries[1]["payload"]["face_index"] == 1  # the ledger's format is unchanged
         assert c.get("/api/v1/ledger/verify").json()["ok"] is True
 

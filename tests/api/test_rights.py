@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.live import LiveServer
 from tests.photos import astronaut_face, encode, grace_hopper, variants
 
@@ -104,6 +106,7 @@ def test_governance_endpoints_are_typed_and_keep_their_json(live_server: LiveSer
         spec = c.get("/api/v1/openapi.json").json()["paths"]
         for path, method in [("/api/v1/ledger", "get"), ("/api/v1/ledger/verify", "get"),
                              ("/api/v1/subjects/optout", "post"),
+                             ("/api/v1/subjects/optout/preview", "post"),
                              ("/api/v1/subjects/erase/preview", "post"),
                              ("/api/v1/subjects/erase", "post"),
                              ("/api/v1/subjects/access", "post"),
@@ -114,7 +117,8 @@ def test_governance_endpoints_are_typed_and_keep_their_json(live_server: LiveSer
         assert c.get("/api/v1/policy").json() == describe(load_policy(None).policy)
         verify = c.get("/api/v1/ledger/verify").json()
         assert set(verify) == {"ok", "entries", "head_seq", "head_hash", "first_bad_seq",
-                               "reason"} and verify["ok"] is True
+                               "reason", "record_problems"} and verify["ok"] is True
+        assert verify["record_problems"] == []  # records cross-checked against the ledger
         assert c.post("/api/v1/retention/run").status_code == 403
     with live_server.client("root") as c:
         assert c.post("/api/v1/retention/run").json() == {"probes": [], "results": [],
@@ -122,3 +126,41 @@ def test_governance_endpoints_are_typed_and_keep_their_json(live_server: LiveSer
         photo = {"photo": ("a.jpg", encode(astronaut_face()), "image/jpeg")}
         zero = c.post("/api/v1/subjects/access", files=photo, data={"face": "0"})
         assert zero.status_code == 422 and zero.json()["code"] == "invalid_request"
+
+
+def test_optout_preview_and_several_photos(live_server: LiveServer) -> None:
+    """Issue 12, point 13: the API shows the faces an opt-out will withhold before it is made,
+    and an opt-out may hold several photos (the "photo" field repeated). Runs last: it opts
+    Grace Hopper out of this module's gallery."""
+    two = [("photo", ("g.jpg", variants(grace_hopper())["mirror"], "image/jpeg")),
+           ("photo", ("g2.jpg", variants(grace_hopper())["darker"], "image/jpeg"))]
+    with live_server.client("ivy") as c:
+        assert c.post("/api/v1/subjects/optout/preview", files=two).status_code == 403
+    with live_server.client("root") as c:
+
+        def optouts() -> list[dict[str, Any]]:
+            got = c.get("/api/v1/ledger", params={"kind": "subject.optout"}).json()["entries"]
+            return [e for e in got if e["kind"] == "subject.optout"]
+
+        before = optouts()
+        pv = c.post("/api/v1/subjects/optout/preview", files=two, data={"reference": "OPT-2"})
+        assert pv.status_code == 200, pv.text
+        body = pv.json()
+        assert body["photos"] == 2 and body["threshold"] == 0.911115
+        assert len(body["faces"]) == 1 and body["faces"][0]["similarity"] >= body["threshold"]
+        assert body["faces"][0]["thumbnail"].startswith("data:image/jpeg;base64,")
+        shown = c.get("/api/v1/ledger", params={"kind": "subject.optout_preview"}).json()
+        assert shown["entries"][0]["payload"]["face_ids"] == [body["faces"][0]["face_id"]]
+        assert optouts() == before  # nothing recorded by a preview
+        bad = c.post("/api/v1/subjects/optout", files=two, data={"reference": "OPT-2",
+                                                                 "face": ["1"]})
+        assert bad.status_code == 422 and "one face number per photo" in bad.json()["message"]
+        done = c.post("/api/v1/subjects/optout", files=two, data={"reference": "OPT-2"})
+        assert done.status_code == 201 and done.json()["photos"] == 2
+        entry = next(e for e in optouts() if e not in before)
+        assert entry["payload"]["templates"] == 2 and entry["payload"]["reference"] == "OPT-2"
+    with live_server.client("ivy") as c:
+        res = c.post("/api/v1/searches", files={"probe": ("g.jpg", encode(grace_hopper()),
+                                                          "image/jpeg")},
+                     data={**FIELDS, "case": "RIGHTS-OPT"}).json()
+        assert all("grace" not in (x["source_url"] or "") for x in res["candidates"])

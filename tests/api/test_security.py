@@ -198,3 +198,23 @@ def test_gallery_and_account_routes_document_their_responses() -> None:
         ok = responses.get("200") or responses["201"]
         schema = ok["content"]["application/json"]["schema"]
         assert "$ref" in schema or "$ref" in schema.get("items", {}), (method, path, schema)
+
+
+FACE_ROUTES = {"/api/v1/faces/{face_id}", "/api/v1/faces/{face_id}/thumbnail",
+               "/api/v1/images/{image_id}", "/api/v1/images/{image_id}/file"}
+
+
+def test_face_routes_serve_only_within_a_search(live_server: LiveServer) -> None:
+    """The purpose rule on top of the role matrix: every route that serves a gallery face is
+    under it, and a role that may see faces still gets none without naming the search that
+    returned it (422; the matrix above only asks that such roles are not refused 401/403)."""
+    assert {p for _, p, perm in ROUTES if perm == "faces.read"} == FACE_ROUTES
+    spec = create_app(Settings(), load_models=False).openapi()
+    for path in FACE_ROUTES:
+        params = spec["paths"][path]["get"]["parameters"]
+        assert any(p["name"] == "search" and p["in"] == "query" for p in params), path
+        url = re.sub(r"\{(\w+)\}", lambda mt: PARAMS[mt.group(1)], path)
+        for role in PERMISSIONS["faces.read"]:
+            with live_server.client(ROLE_USER[role.value]) as c:
+                r = c.get(url)
+            assert r.status_code == 422 and r.json()["field"] == "search", (role, path, r.text)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 from faceledger.cli.gallery import summary_lines
 from faceledger.gallery.ingest import IngestSummary
@@ -101,3 +104,87 @@ def test_text_summary_names_at_most_100_images_with_no_face() -> None:
     assert len(named) == 100 and named[-1].endswith("wall099.png")
     assert "  ... and 5 more images with no face (--json lists them all)" in lines
     assert lines[-1] == "  warning: m.csv line 2: x.jpg matches no file in this ingest"
+
+
+# --- issue 12 part 11: kill PID (SIGTERM) stops the workers and marks the job interrupted ---
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process, from /proc."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            out[int(d.name)] = (int(fields[1]), fields[0])
+    return out
+
+
+def _descendants(pid: int) -> set[int]:
+    procs, found, todo = _processes(), set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, _) in procs.items():
+            if ppid == parent and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    procs = _processes()
+    return {p for p in pids if p in procs and procs[p][1] not in ("Z", "X")}
+
+
+def _query(home: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(f"file:{home / 'faceledger.db'}?mode=ro", uri=True) as db:
+        return db.execute(sql).fetchall()
+
+
+def test_sigterm_stops_workers_marks_job_interrupted_and_rerun_finishes(
+        admin: tuple[CLI, str], tmp_path: Path) -> None:
+    cli, token = admin
+    home = Path(cli.env["FACELEDGER_HOME"])
+    photos = tmp_path / "many"
+    photos.mkdir()
+    base = [astronaut_face().resize((1020, 900)), grace_hopper().resize((768, 1000))]
+    for i in range(40):  # distinct bytes, one face each, big enough to take a while
+        img = ImageEnhance.Brightness(base[i % 2]).enhance(0.8 + i * 0.01)
+        (photos / f"p{i:02d}.jpg").write_bytes(encode(img))
+    env = dict(cli.env, FACELEDGER_TOKEN=token, FACELEDGER_COMMIT_EVERY="2")
+    proc = subprocess.Popen([sys.executable, "-m", "faceledger", "ingest", str(photos),
+                             "--collection", "scans"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline, processed = time.time() + 180, 0
+    while time.time() < deadline and processed == 0 and proc.poll() is None:
+        time.sleep(0.2)
+        rows = _query(home, "SELECT processed FROM ingest_jobs") if (
+            home / "faceledger.db").exists() else []
+        processed = int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+    children = _descendants(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    assert 0 < processed < 40, "the ingest was not caught part-way"
+    assert len(children) >= 2  # the two workers (and multiprocessing's resource tracker)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM after" in err and "run the same command again" in err
+    assert "Traceback" not in err
+    survivors = _alive(children)
+    for _ in range(50):
+        if not survivors:
+            break
+        time.sleep(0.2)
+        survivors = _alive(children)
+    assert survivors == set(), f"left running: {survivors}"
+    assert _query(home, "SELECT status FROM ingest_jobs") == [("interrupted",)]
+    entry = _query(home, "SELECT payload FROM ledger WHERE kind = 'ingest.interrupted'")
+    assert len(entry) == 1 and json.loads(str(entry[0][0]))["signal"] == "SIGTERM"
+
+    summary = json.loads(cli("ingest", str(photos), "--collection", "scans", "--json",
+                             token=token).stdout)
+    assert summary["added"] + summary["duplicates"] == 40 and summary["added"] < 40
+    final = json.loads(cli("collections", "list", "--json", token=token).stdout)[0]
+    assert (final["images"], final["faces"]) == (40, 40)
+    assert _query(home, "SELECT status FROM ingest_jobs ORDER BY id") == [("interrupted",),
+                                                                          ("done",)]

@@ -85,3 +85,22 @@ def test_refuses_an_fmr_the_data_cannot_support() -> None:
 def test_bad_requests(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValidationError):
         cal.calibrate(clustered(20, [2]), **kwargs)  # type: ignore[arg-type]
+
+
+def test_calibration_reports_the_threshold_per_fnmr_for_the_optout() -> None:
+    """The opt-out's withholding threshold is read at a false non-match rate (recall): the
+    calibration keeps, per FNMR, the threshold with at most floor(f x M) genuine pairs below."""
+    es = clustered(60, [20], noise=0.8, seed=7)
+    non, mate = brute(es)
+    res = cal.calibrate(es, target_fmr=0.01)
+    rows = {r["fnmr"]: r for r in res.details["fnmr_table"]}
+    assert sorted(rows) == [0.005, 0.01, 0.02, 0.05]
+    for f, r in rows.items():
+        below = (mate < r["threshold"]).sum()
+        assert below <= math.floor(f * mate.size) < (mate < r["threshold"] + 2e-6).sum()
+        assert r["achieved_fnmr"] == pytest.approx(below / mate.size)
+        if r["fmr"] is not None:
+            assert r["fmr"] == pytest.approx((non >= r["threshold"]).sum() / non.size)
+    assert rows[0.05]["fmr"] is not None  # within the kept scores at FMR 1e-2
+    assert rows[0.005]["threshold"] < rows[0.01]["threshold"] < rows[0.05]["threshold"]
+    assert any("FNMR 1% (opt-out withholding)" in line for line in cal.describe(res))

@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from faceledger.faces.decode import (
     preview_data_uri,
     sniff_format,
     web_rendition,
+    working_copy,
 )
 from tests.netpbm import pbm, pgm, pgm16, plain_ppm, ppm
 from tests.photos import astronaut, encode, grace_hopper
@@ -172,3 +177,53 @@ def test_browser_renditions_only_for_formats_browsers_cannot_show() -> None:
     assert shown.size == (1200, 800)  # scaled to 1200 px a side at most
     with pytest.raises(ImageError):
         web_rendition(scan[:40], max_pixels=CAP)
+
+
+# --- issue 12 part 12: a worker's peak memory is bounded, whatever the photo's size ---
+
+def test_working_copy_bounds_pixels_and_keeps_small_images() -> None:
+    big = np.zeros((4000, 6000, 3), dtype=np.uint8)
+    small, scale = working_copy(big, 2_000_000)
+    assert small.shape[0] * small.shape[1] <= 2_000_000 and small.shape[2] == 3
+    assert abs(small.shape[1] / small.shape[0] - 1.5) < 0.01 and abs(scale - 0.2887) < 0.001
+    photo = np.zeros((300, 400, 3), dtype=np.uint8)
+    assert working_copy(photo, 2_000_000) == (photo, 1.0)
+
+
+_PEAK = """
+import json, sys
+from pathlib import Path
+from faceledger.faces.pipeline import FacePipeline
+from faceledger.settings import Settings
+pipe = FacePipeline.from_settings(Settings())
+data = Path(sys.argv[1]).read_bytes()
+pipe.process(Path(sys.argv[2]).read_bytes())  # models loaded and warmed up
+Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM, the peak resident size
+def vm(field):
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field))
+    return int(line.split()[1]) // 1024
+before = vm("VmRSS")
+result = pipe.process(data)
+print(json.dumps({"growth_mb": vm("VmHWM") - before, "width": result.width,
+                  "boxes": [[f.box.left, f.box.top, f.box.right, f.box.bottom] for f in result.faces]}))
+"""
+
+
+def test_worker_peak_memory_is_bounded_on_a_photo_near_the_pixel_cap(tmp_path: Path) -> None:
+    """A 24-megapixel photo (the detector would upsample it to 96 Mpx: 1.1 GB before the cap)
+    grows a fresh worker by less than 550 MB (decoding ~7 bytes a pixel, the detector at most
+    its 8 Mpx budget), and its face is still found, in the photo's own coordinates."""
+    face = astronaut().crop((60, 0, 400, 300)).resize((1020, 900))
+    canvas = Image.new("RGB", (5600, 4300), (128, 128, 128))
+    canvas.paste(face, (3000, 2000))
+    (tmp_path / "big.png").write_bytes(encode(canvas, "PNG", compress_level=1))
+    (tmp_path / "warm.jpg").write_bytes(encode(grace_hopper()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACELEDGER_")}
+    run = subprocess.run([sys.executable, "-c", _PEAK, str(tmp_path / "big.png"),
+                          str(tmp_path / "warm.jpg")], env=dict(env, FACELEDGER_HOME=str(tmp_path)),
+                         capture_output=True, text=True, timeout=600, check=True)
+    got = json.loads(run.stdout)
+    assert got["width"] == 5600 and len(got["boxes"]) == 1
+    left, top, right, bottom = got["boxes"][0]
+    assert 3000 < left < right < 4020 and 2000 < top < bottom < 2900  # on the pasted face
+    assert got["growth_mb"] < 550, got

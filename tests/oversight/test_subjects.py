@@ -138,3 +138,46 @@ def test_photo_faces_numbers_the_faces_for_the_picker(gallery: World) -> None:
         subjects.photo_faces(gallery.app, gallery.investigator, encode(collage()))
     with pytest.raises(NoFaceError):
         subjects.photo_faces(gallery.app, gallery.admin, noise_image())
+
+
+def test_optout_preview_shows_what_it_withholds_before_it_is_recorded(gallery: World) -> None:
+    """Issue 12, point 13: the subject sees the gallery faces the opt-out will withhold before
+    it is confirmed; showing them is ledgered; nothing is blocked until the confirmation."""
+    app = gallery.app
+    with pytest.raises(PermissionDeniedError):
+        subjects.optout_preview(app, gallery.investigator, encode(astronaut_face()), "R")
+    pv = subjects.optout_preview(app, gallery.admin, variants(astronaut_face())["mirror"],
+                                 " REQ-7 ")
+    assert pv.photos == 1 and pv.threshold == pytest.approx(0.911115)
+    with app.db.read() as s:
+        names = {f.id: Path(s.get(Image, f.image_id).sources[0].original_path or "").name
+                 for f in s.execute(select(Face)).scalars()}
+        assert s.execute(select(func.count(BlockedSubject.id))).scalar_one() == 0
+        shown = ledger.entry_dict(ledger.read(s, kind="subject.optout_preview")[-1])["payload"]
+    assert sorted(names[f.face_id] for f in pv.faces) == ["astro.jpg", "astro2.jpg"]
+    assert shown == {"reference": "REQ-7", "photos": 1, "faces_shown": 2,
+                     "face_ids": [f.face_id for f in pv.faces], "by": "root"}
+    assert "vector" not in pv.token and len(pv.token) > 500  # sealed, not readable
+    with pytest.raises(ValidationError, match="not valid"):
+        subjects.optout_confirm(app, gallery.admin, pv.token[:-8] + "AAAAAAAA")
+    oid = subjects.optout_confirm(app, gallery.admin, pv.token)
+    with app.db.read() as s:
+        assert s.execute(select(BlockedSubject.reference)).scalars().all() == ["REQ-7"]
+        assert s.execute(select(BlockedSubject.id)).scalar_one() == oid
+    assert all("astro" not in p for p in result_paths(gallery, encode(astronaut_face())))
+
+
+def test_optout_photos_are_checked(gallery: World) -> None:
+    app = gallery.app
+    with pytest.raises(ValidationError, match="at most 10 photos"):
+        subjects.optout_preview(app, gallery.admin, [encode(astronaut_face())] * 11, "R")
+    with pytest.raises(ValidationError, match="one face number per photo"):
+        subjects.optout(app, gallery.admin, [encode(astronaut_face())] * 2, "R", [1])
+    with pytest.raises(NoFaceError, match="photo 2") as err:
+        subjects.optout(app, gallery.admin, [encode(astronaut_face()), noise_image()], "R")
+    assert err.value.details["photo_number"] == 2
+    pv = subjects.optout_preview(app, gallery.admin,
+                                 [encode(astronaut_face()), encode(grace_hopper())], "R-2")
+    assert pv.photos == 2 and len(pv.faces) == 3  # the union: both people's faces
+    with app.db.read() as s:
+        assert s.execute(select(func.count(BlockedSubject.id))).scalar_one() == 0

@@ -13,7 +13,7 @@ from faceledger.accounts.users import Principal
 from faceledger.errors import NotFoundError, PermissionDeniedError, ValidationError
 from faceledger.gallery.ingest import Ingest
 from faceledger.governance import ledger
-from faceledger.search import results
+from faceledger.search import face_access, results
 from faceledger.search import view as search_view
 from faceledger.search.service import SearchRequest, run_search
 from tests.conftest import World
@@ -62,10 +62,10 @@ def test_page_and_probe(searched: tuple[World, int, Principal]) -> None:
     assert page.state["status"] == "done" and page.state["decision"] is None
     assert page.state["outcomes"] == [] and page.state["probe_kept"]
     assert len(page.detail["candidates"]) == 2
-    probe = search_view.probe_photo(world.app, world.investigator, sid)
+    probe = face_access.probe_photo(world.app, world.investigator, sid)
     assert probe.data == encode(astronaut_face()) and probe.path.endswith(".jpg")
     with pytest.raises(PermissionDeniedError):
-        search_view.probe_photo(world.app, world.auditor, sid)
+        face_access.probe_photo(world.app, world.auditor, sid)
 
 
 def test_concurrent_repeats_record_one_verdict(searched: tuple[World, int, Principal]

@@ -237,6 +237,10 @@ def test_ledger_shows_requests_decisions_and_outcomes(open_session: Any) -> None
     s = open_session("audrey")
     s.goto("/ledger?case=CASE-INT-1", shot="ledger-approval")
     kinds = s.page.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.kind)")
+    # Looking at the held search's probe (sue, deciding) is ledgered too, as faces.opened.
+    expect(s.page.locator("tr[data-kind='faces.opened']").filter(
+        has_text="sue opened faces").filter(has_text="approval")).to_have_count(1)
+    kinds = [k for k in kinds if k != "faces.opened"]
     assert kinds[:3] == ["search.requested", "search.approved", "search"], kinds
     assert kinds.count("outcome") == 2 and "search.authorised" in kinds
     expect(s.page.locator("tr[data-kind='search.requested']")).to_contain_text(
@@ -246,7 +250,8 @@ def test_ledger_shows_requests_decisions_and_outcomes(open_session: Any) -> None
     expect(s.page.locator("tr[data-kind='search.approved'] td:nth-child(4)")).to_have_text("sue")
     s.goto("/ledger?case=CASE-INT-2")
     kinds = s.page.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.kind)")
-    assert kinds == ["search.requested", "search.approval_refused"]
+    assert [k for k in kinds if k != "faces.opened"] == ["search.requested",
+                                                         "search.approval_refused"]
     expect(s.page.locator("tr[data-kind='search.approval_refused']")).to_contain_text(
         "not proportionate")
     s.assert_clean()

@@ -127,3 +127,25 @@ def test_unknown_page_is_an_html_404(open_session: Any) -> None:
     # The API keeps answering JSON.
     r = s.context.request.get(s.url("/api/v1/no-such-thing"))
     assert r.status == 404 and r.headers["content-type"].startswith("application/json")
+
+
+def test_repeated_wrong_passwords_back_off_with_429(open_session: Any) -> None:
+    """Issue 12 part 3: after 5 failures (the default) a name waits, with a page saying how long;
+    an unknown name is held back exactly like a real one (no hint which names exist)."""
+    s = open_session()
+    statuses = []
+    for _ in range(6):
+        s.goto("/login")
+        s.page.get_by_label("User name").fill("no-such-user")
+        s.page.get_by_label("Password").fill("guessing-again")
+        with s.page.expect_response(lambda r: r.url.endswith("/login")
+                                    and r.request.method == "POST") as info:
+            s.page.get_by_role("button", name="Sign in").click()
+        statuses.append(info.value.status)
+        retry = info.value.headers.get("retry-after")
+    s.page.wait_for_load_state("networkidle")
+    s.snap("login-backed-off")
+    assert statuses == [401] * 5 + [429]
+    assert retry is not None and int(retry) >= 1
+    expect(s.page.get_by_test_id("error")).to_contain_text("try again in")
+    s.assert_clean()

@@ -116,12 +116,14 @@ def test_compare_view_shows_netpbm_probe_and_candidate(open_session: Any,
                      files={"probe": ("probe.pgm", probe, "image/x-portable-graymap")}).json()
         sid = res["search_id"]
         found = [x for x in res["candidates"]
-                 if c.get(f"/api/v1/images/{x['image_id']}").json()["format"] == "PPM"]
+                 if c.get(f"/api/v1/images/{x['image_id']}",
+                       params={"search": sid}).json()["format"] == "PPM"]
         cand = next(x for x in found if x["sources"][0]["original_path"].endswith("astro-scan.ppm"))
-        original = c.get(f"/api/v1/images/{cand['image_id']}/file")
+        original = c.get(f"/api/v1/images/{cand['image_id']}/file", params={"search": sid})
         assert original.content == scan  # the evidence as ingested, byte for byte
         assert original.headers["content-type"] == "image/x-portable-anymap"
-        shown = c.get(f"/api/v1/images/{cand['image_id']}/file", params={"web": "true"})
+        shown = c.get(f"/api/v1/images/{cand['image_id']}/file",
+                      params={"web": "true", "search": sid})
         assert shown.headers["content-type"] == "image/png"
         assert shown.content.startswith(b"\x89PNG")
     s = open_session("ivy")

@@ -226,7 +226,7 @@ def test_compare_and_two_person_review(open_session: Any) -> None:
         box_inside(page, f".compare-pane:nth-child({i + 1}) .facebox",
                    f".compare-pane:nth-child({i + 1}) img")
     cand_src = page.locator(".compare-pane:nth-child(2) img").get_attribute("src")
-    assert cand_src and re.fullmatch(r"/api/v1/images/\d+/file(\?web=1)?", cand_src)
+    assert cand_src and re.fullmatch(rf"/api/v1/images/\d+/file\?web=1&search={sid}", cand_src)
     assert image_loaded(page, ".prov-thumb")
     expect(page.locator(".kv .source a")).to_have_attribute("href", "https://example.org/grace.jpg")
     expect(page.locator(".review-status .badge")).to_have_attribute("data-status", "unreviewed")
@@ -293,7 +293,10 @@ def test_auditor_sees_search_and_reviews_in_ledger(open_session: Any) -> None:
     entries = list(zip(kinds, actors, strict=True))
     # ian opening ivy's search (results, compare view) is ledgered as search.viewed.
     assert {a for k, a in entries if k == "search.viewed"} == {"ian"}
-    entries = [e for e in entries if e[0] != "search.viewed"]
+    # Opening faces is ledgered once per person and search (not per thumbnail): ivy (results,
+    # compare) and ian (compare, as second reviewer).
+    assert sorted(a for k, a in entries if k == "faces.opened") == ["ian", "ivy"]
+    entries = [e for e in entries if e[0] not in ("search.viewed", "faces.opened")]
     # ivy's repeated confirmation recorded nothing: one review entry per person.
     assert [k for k, _ in entries] == ["search", "review", "review"]
     assert [a for _, a in entries] == ["ivy", "ivy", "ian"]

@@ -21,8 +21,9 @@ state: dict[str, Any] = {}
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("subjects")
-    out = {"grace": d / "grace.jpg", "collage": d / "collage.jpg"}
+    out = {"grace": d / "grace.jpg", "collage": d / "collage.jpg", "grace2": d / "grace2.jpg"}
     out["grace"].write_bytes(encode(grace_hopper()))
+    out["grace2"].write_bytes(variants(grace_hopper())["darker"])
     out["collage"].write_bytes(encode(collage()))
     return out
 
@@ -78,7 +79,8 @@ def ledger_kinds(server: LiveServer, kind: str) -> list[str]:
 
 
 def test_optout_withholds_the_person_from_later_searches(open_session: Any,
-                                                         photos: dict[str, Path]) -> None:
+                                                         photos: dict[str, Path],
+                                                         live_server: LiveServer) -> None:
     ivy = open_session("ivy")
     sid, sources = search_sources(ivy, photos["grace"], "CASE-SUBJ-1")
     assert sources[0] == "https://example.org/grace.jpg"
@@ -90,8 +92,18 @@ def test_optout_withholds_the_person_from_later_searches(open_session: Any,
     pick = choose_photo(root, optout, photos["grace"], 1)
     expect(pick).to_have_attribute("aria-pressed", "true")  # the only face is chosen
     assert optout.locator("[data-face-number]").input_value() == "1"
+    optout.get_by_label("More photos of the person (optional, one face each)").set_input_files(
+        str(photos["grace2"]))
     optout.get_by_label("Request reference").fill("DSR-2024-001")
-    submit(root, optout, "Opt out")
+    submit(root, optout, "Show what it withholds")
+    # Issue 12, point 13: before anything is recorded, the faces it will withhold, as thumbnails.
+    preview = section(root, "optout").get_by_test_id("optout-preview")
+    expect(preview).to_contain_text("From 2 photos, this opt-out will withhold 1 gallery face")
+    expect(preview.locator(".found-card img.found-thumb")).to_have_count(1)
+    assert image_loaded(root.page, "#optout .found-card img.found-thumb")
+    assert ledger_kinds(live_server, "subject.optout") == ["subject.optout_preview"]  # not yet made
+    root.snap("subjects-optout-preview")
+    submit(root, preview, "Confirm the opt-out")
     expect(section(root, "optout").get_by_test_id("notice")).to_contain_text(
         "added to the opt-out list")
     root.snap("subjects-optout-done")
@@ -152,6 +164,27 @@ def test_without_the_picker_the_server_asks_which_face(open_session: Any,
     assert "the photo holds 2 faces and none was chosen" in html
     assert html.count("<li>Face ") == 2 and "Face 2 at (" in html
     assert 'value="DSR-2024-002"' in html  # the form keeps the reference
+
+
+def test_optout_further_photos_and_a_bad_confirmation_are_refused(
+        open_session: Any, photos: dict[str, Path], live_server: LiveServer) -> None:
+    """A further photo must hold one face (it has no picker); a confirmation whose sealed
+    preview was altered records nothing."""
+    root = open_session("root")
+    root.goto("/subjects")
+    before = ledger_kinds(live_server, "subject.optout")
+    res = root.page.request.post(root.url("/subjects/optout"), multipart={
+        "csrf_token": root.csrf(), "reference": "DSR-2024-009",
+        "photo": {"name": "g.jpg", "mimeType": "image/jpeg",
+                  "buffer": photos["grace2"].read_bytes()},
+        "more_photos": {"name": "c.jpg", "mimeType": "image/jpeg",
+                        "buffer": photos["collage"].read_bytes()}})
+    assert res.status == 409
+    assert "photo 2 holds 2 faces" in res.text() and "show the person alone" in res.text()
+    res = root.page.request.post(root.url("/subjects/optout/confirm"), form={
+        "csrf_token": root.csrf(), "token": "bm90IGEgdG9rZW4gYXQgYWxsIGJ1dCBsb25nIGVub3VnaA=="})
+    assert res.status == 422 and "start again from the photos" in res.text()
+    assert ledger_kinds(live_server, "subject.optout") == before  # nothing recorded
 
 
 def test_subject_access_lists_the_searches(open_session: Any, photos: dict[str, Path]) -> None:

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from faceledger.api.schemas_gallery import JobOut
 from faceledger.http.deps import Caller, Core, need
+from faceledger.http.ids import Id
 from faceledger.http.jobs import job_runner, submit_upload
 
 router = APIRouter(tags=["ingest"])
@@ -39,7 +40,7 @@ def list_jobs(request: Request, caller: Annotated[Caller, Depends(need("jobs.rea
 
 
 @router.get("/ingest/jobs/{job_id}", response_model=JobOut)
-def job_status(job_id: int, request: Request,
+def job_status(job_id: Id, request: Request,
                caller: Annotated[Caller, Depends(need("jobs.read"))]) -> dict[str, Any]:
     """Progress (``stage``: waiting, loading models, processing, indexing, done), images added
     by faces found (``images_no_face``/``_one_face``/``_several_faces``, ``no_face_images`` naming

@@ -41,6 +41,9 @@ class VerifyOut(BaseModel):
     head_hash: str
     first_bad_seq: int | None
     reason: str | None
+    record_problems: list[str] = Field(default_factory=list, description=(
+        "searches, reviews, outcomes, approvals or opt-outs that do not match their ledger "
+        "entries, or entries whose record was deleted (at most 50)"))
 
 
 @router.get("/ledger", response_model=LedgerPageOut)
@@ -73,4 +76,6 @@ def read_ledger(
 @router.get("/ledger/verify", response_model=VerifyOut)
 def verify_ledger(core: Core, caller: Annotated[Caller, Depends(need("ledger.verify"))]
                   ) -> dict[str, Any]:
+    """Walk the hash chain and cross-check every search, review, outcome, approval and opt-out
+    against its ledger entry (same content digest; no entry without its record)."""
     return ledger_service.verify_chain(core, caller.principal).as_dict()

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from faceledger.api.schemas_search import AuthorisationOut, DecisionOut, OutcomeOut, PendingOut
 from faceledger.http.deps import Caller, Core, need
+from faceledger.http.ids import Id
 from faceledger.oversight import retention
 from faceledger.search import approval, outcomes
 
@@ -42,7 +43,7 @@ def list_pending(core: Core, caller: Annotated[Caller, Depends(need("searches.ap
 
 
 @router.post("/approvals/{search_id}", response_model=DecisionOut)
-def decide(search_id: int, body: Decision, core: Core,
+def decide(search_id: Id, body: Decision, core: Core,
            caller: Annotated[Caller, Depends(need("searches.approve"))]) -> dict[str, Any]:
     """Approve (the search runs; its requester sees the results) or refuse, with a reason."""
     result = approval.decide(core, caller.principal, search_id, body.approve, body.reason)
@@ -51,7 +52,7 @@ def decide(search_id: int, body: Decision, core: Core,
 
 
 @router.post("/searches/{search_id}/outcome", status_code=201, response_model=OutcomeOut)
-def post_outcome(search_id: int, body: OutcomeIn, core: Core,
+def post_outcome(search_id: Id, body: OutcomeIn, core: Core,
                  caller: Annotated[Caller, Depends(need("outcomes.write"))]) -> dict[str, Any]:
     row = outcomes.record_outcome(core, caller.principal, search_id, body.result, body.note,
                                   body.date)
@@ -60,7 +61,7 @@ def post_outcome(search_id: int, body: OutcomeIn, core: Core,
 
 
 @router.post("/searches/{search_id}/authorisation", response_model=AuthorisationOut)
-def post_authorisation(search_id: int, body: AuthorisationIn, core: Core,
+def post_authorisation(search_id: Id, body: AuthorisationIn, core: Core,
                        caller: Annotated[Caller, Depends(need("searches.read"))]
                        ) -> dict[str, Any]:
     retention.add_authorisation(core, caller.principal, search_id, body.ref)

@@ -23,11 +23,11 @@ from faceledger.api.schemas_search import (
 from faceledger.errors import ValidationError
 from faceledger.faces.probefaces import FACE_HELP
 from faceledger.http.deps import Caller, Core, need
+from faceledger.http.ids import Id
 from faceledger.http.media import image_response
 from faceledger.http.uploads import read_capped
-from faceledger.search import results, review_queue
+from faceledger.search import face_access, results, review_queue
 from faceledger.search import service as search
-from faceledger.search import view as search_view
 from faceledger.search.service import SearchRequest
 
 router = APIRouter(tags=["search"])
@@ -87,28 +87,30 @@ def get_searches(core: Core, caller: Reader, everyone: bool = False, limit: int 
 
 @router.get("/searches/{search_id}", response_model=SearchDetailOut,
             response_model_exclude_unset=True)
-def get_search(search_id: int, core: Core, caller: Reader) -> dict[str, Any]:
+def get_search(search_id: Id, core: Core, caller: Reader) -> dict[str, Any]:
     """A search as stored; opening someone else's is ledgered. An erased candidate keeps only
     its rank, face id, score, band marks and review."""
     return results.search_detail(core, caller.principal, search_id)
 
 
 @router.get("/searches/{search_id}/probe", response_class=Response)
-def get_probe(search_id: int, core: Core, caller: Reader, web: bool = False) -> Response:
-    """The probe photo as uploaded; ``web=true``: a PNG where browsers cannot show it."""
-    stored = search_view.probe_photo(core, caller.principal, search_id)
+def get_probe(search_id: Id, core: Core, caller: Reader, web: bool = False) -> Response:
+    """The probe photo as uploaded; ``web=true``: a PNG where browsers cannot show it. Its
+    searcher, a reviewer of the done search, or a supervisor deciding on a held one; every
+    opening is ledgered (one ``faces.opened`` entry per user and search in a window)."""
+    stored = face_access.probe_photo(core, caller.principal, search_id)
     return image_response(stored.data, stored.path, web=web,
                           max_pixels=core.settings.max_pixels)
 
 
 class ReviewIn(BaseModel):
-    face_id: int
+    face_id: Id
     decision: Literal["confirmed", "rejected"]
     note: str = Field(default="", max_length=2000)
 
 
 @router.post("/searches/{search_id}/reviews", status_code=201, response_model=ReviewOut)
-def post_review(search_id: int, body: ReviewIn, core: Core, caller: Reviewer
+def post_review(search_id: Id, body: ReviewIn, core: Core, caller: Reviewer
                 ) -> dict[str, Any]:
     """Confirm or reject a candidate. It counts as confirmed once two different users confirm.
     `recorded`: false when the verdict repeated the caller's own latest one (nothing ledgered)."""
