@@ -4,18 +4,38 @@ ledger entry together without lock-upgrade failures."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceledger.errors import NotInitialisedError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger("faceledger.db")
+
+
+@cache
+def head_revision() -> str:
+    """The newest migration's revision id (the one no other migration names as its parent)."""
+    revs: dict[str, str | None] = {}
+    for f in (MIGRATIONS / "versions").glob("*.py"):
+        body = f.read_text("utf-8")
+        rev = re.search(r"^revision\s*=\s*['\"]([^'\"]+)", body, re.M)
+        down = re.search(r"^down_revision\s*=\s*['\"]([^'\"]+)", body, re.M)
+        if rev:
+            revs[rev.group(1)] = down.group(1) if down else None
+    heads = set(revs) - {d for d in revs.values() if d}
+    if len(heads) != 1:
+        raise RuntimeError(f"migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
 
 
 def _sqlite_hooks(engine: Engine) -> None:
@@ -52,6 +72,7 @@ class Database:
             writer = self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
+        self._schema_checked = False
 
     def is_initialised(self) -> bool:
         try:
@@ -60,11 +81,24 @@ class Database:
             return False
 
     def require_initialised(self) -> None:
+        """Initialised, and its schema brought up to this version's (once per process): a data
+        home made by an earlier version gets the newer migrations when it is next opened."""
         if not self.is_initialised():
             raise NotInitialisedError(
                 "faceledger is not initialised here; run `faceledger init` first "
                 "(or set FACELEDGER_HOME to your data home)"
             )
+        if not self._schema_checked:
+            if self.schema_revision() != head_revision():
+                log.warning("upgrading the database schema from %s to %s",
+                            self.schema_revision(), head_revision())
+                self.migrate()
+            self._schema_checked = True
+
+    def schema_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        return str(row[0]) if row else None
 
     @contextmanager
     def read(self) -> Iterator[Session]:

