@@ -3,11 +3,18 @@
 The database is the source of truth. An index file is a cache of the embeddings there: on first
 use in a process it is reconciled with the database (faces committed but not yet indexed when a
 process died are added; faces deleted meanwhile are removed), and ``rebuild`` recreates it.
+Several processes share the files (the server, a CLI ingest): an index file and its sidecar are
+read, built and written under an exclusive lock on ``<index>.lock``, so no reader sees one
+writer's index beside another's sidecar.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +51,31 @@ class IndexStore:
         self._dirty: set[tuple[str, int]] = set()
         self._seen: dict[tuple[str, int], int] = {}  # collection faces_version last reconciled
         self._lock = threading.RLock()
+        self._held: dict[Path, list[int]] = {}  # lock path -> [fd, depth] (under self._lock)
+
+    @contextmanager
+    def _file_lock(self, path: Path) -> Iterator[None]:
+        """Exclusive, cross-process lock on one index's files (re-entrant within this process;
+        callers hold ``self._lock``)."""
+        lock = path.with_name(path.name + ".lock")
+        held = self._held.get(lock)
+        if held is not None:
+            held[1] += 1
+            try:
+                yield
+            finally:
+                held[1] -= 1
+            return
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._held[lock] = [fd, 1]
+            yield
+        finally:
+            self._held.pop(lock, None)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def _path(self, model_id: str, collection_id: int) -> Path:
         return self.root / model_id / f"collection-{collection_id}.faiss"
@@ -95,7 +127,7 @@ class IndexStore:
         return np.asarray(ids, dtype=np.int64)
 
     def rebuild(self, model_id: str, collection_id: int) -> VectorIndex:
-        with self._lock:
+        with self._lock, self._file_lock(self._path(model_id, collection_id)):
             ids, vecs = self._db_vectors(model_id, collection_id)
             index = build_index(model_id, DIM, ids, vecs, exact_max=self.exact_max,
                                 nprobe=self.nprobe, approximate=self.approximate,
@@ -122,20 +154,26 @@ class IndexStore:
                     self._seen[key] = version
                 return self._open[key]
             path = self._path(model_id, collection_id)
-            if not path.exists():
-                index = self.rebuild(model_id, collection_id)
-            else:
-                index = load_index(path)
-                check_same_model(model_id, index.model_id)
-                # search settings come from the settings, not from when the file was written
-                if isinstance(index, HnswIndex):
-                    index.ef_search = self.ef_search
-                elif isinstance(index, IvfIndex):
-                    index.nprobe = self.nprobe
-                self._open[key] = index
-                self._reconcile(index, model_id, collection_id)
-            self._seen[key] = version
-            return self._open[key]
+            with self._file_lock(path):
+                return self._load_or_build(model_id, collection_id, path, version)
+
+    def _load_or_build(self, model_id: str, collection_id: int, path: Path, version: int
+                       ) -> VectorIndex:
+        key = (model_id, collection_id)
+        if not path.exists():
+            self.rebuild(model_id, collection_id)
+        else:
+            index = load_index(path)
+            check_same_model(model_id, index.model_id)
+            # search settings come from the settings, not from when the file was written
+            if isinstance(index, HnswIndex):
+                index.ef_search = self.ef_search
+            elif isinstance(index, IvfIndex):
+                index.nprobe = self.nprobe
+            self._open[key] = index
+            self._reconcile(index, model_id, collection_id)
+        self._seen[key] = version
+        return self._open[key]
 
     def _reconcile(self, index: VectorIndex, model_id: str, collection_id: int) -> None:
         db_ids = self._db_ids(model_id, collection_id)
@@ -165,7 +203,8 @@ class IndexStore:
         that dies before flushing leaves an index that ``get`` reconciles on next use."""
         with self._lock:
             for key in sorted(self._dirty):
-                self._open[key].save(self._path(*key))
+                with self._file_lock(self._path(*key)):
+                    self._open[key].save(self._path(*key))
             self._dirty.clear()
 
     def add(self, model_id: str, collection_id: int, ids: np.ndarray, vectors: np.ndarray,
@@ -189,8 +228,9 @@ class IndexStore:
             self._open.pop((model_id, collection_id), None)
             self._dirty.discard((model_id, collection_id))
             path = self._path(model_id, collection_id)
-            path.unlink(missing_ok=True)
-            path.with_name(path.name + ".json").unlink(missing_ok=True)
+            with self._file_lock(path):
+                path.unlink(missing_ok=True)
+                path.with_name(path.name + ".json").unlink(missing_ok=True)
 
     def remove(self, model_id: str, collection_id: int, ids: np.ndarray) -> int:
         with self._lock:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 from datetime import UTC, datetime
 
 import numpy as np
@@ -120,3 +123,42 @@ def test_a_saved_index_gains_faces_committed_after_it_was_written(world: World) 
         assert index.search(later[1:2], 1)[1][0, 0] == later_ids[1]
     finally:
         again.close()
+
+
+HOLD = ("import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(float(sys.argv[2]))\n")
+
+
+def test_index_files_are_read_and_built_under_a_cross_process_lock(world: World) -> None:
+    """Another process (a CLI ingest beside the server) writing an index holds its lock: this
+    process waits for it rather than read one writer's index beside another's sidecar."""
+    with world.app.db.read() as s:
+        cid = s.execute(select(Collection.id)).scalar_one()
+    model = world.app.model_id
+    _insert(world, cid, model, _unit(5, 3))
+    path = world.app.indexes._path(model, cid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(path.name + ".lock")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock), "1.5"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        done = threading.Event()
+
+        def load() -> None:
+            world.app.indexes.get(model, cid)
+            done.set()
+
+        worker = threading.Thread(target=load)
+        worker.start()
+        assert not done.wait(0.7), "read the index while another process held its lock"
+        holder.wait(timeout=10)
+        assert done.wait(10)
+        worker.join()
+    finally:
+        holder.kill()
+    assert world.app.indexes.get(model, cid).count() == 5
+    assert lock.stat().st_mode & 0o777 == 0o600
