@@ -20,8 +20,8 @@ lint: install
 	$(VENV)/bin/ruff check faceledger tests bench
 	$(VENV)/bin/mypy faceledger
 
-# The browser tests drive a real Chromium: Debian's, installed with apt-get when missing
-# (or Playwright's own build where apt-get cannot be used); see scripts/ensure-browser.
+# The browser tests drive a real Chromium: Debian's `chromium` (apt-get install chromium) when
+# missing, or else Playwright's own build (playwright install chromium); see scripts/ensure-browser.
 browser: install
 	@scripts/ensure-browser $(PY)
 
