@@ -54,6 +54,37 @@ def md_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(out)
 
 
+def ledger_section(d: dict[str, Any]) -> str:
+    """The Merkle log: append cost, proofs at scale, full vs incremental verify, pymerkle."""
+    parts = ["## Ledger Merkle tree (RFC 9162)\n\nAppends through `ledger.append` on a SQLite "
+             "file, with the tree kept in the same transaction vs without, alternating rounds:\n\n"
+             + md_table(["mode", "appends", "with tree /s", "without /s", "slower"],
+                        [[a["mode"], a["appends"], a["with_tree_per_s"], a["without_tree_per_s"],
+                          f"{a['slowdown_pct']}%"] for a in d["appends"]]),
+             "Tree head and proofs from `ledger_tree` (1000 random queries):\n\n"
+             + md_table(["entries", "tree rows MB", "head p50 ms", "inclusion p50 / p99 ms",
+                         "inclusion B", "consistency p50 / p99 ms", "consistency B (max)"],
+                        [[f"{p['entries']:,}", round(p["db_bytes"] / 2**20), p["root"]["p50_ms"],
+                          f"{p['inclusion']['p50_ms']} / {p['inclusion']['p99_ms']}",
+                          p["inclusion"]["bytes"],
+                          f"{p['consistency']['p50_ms']} / {p['consistency']['p99_ms']}",
+                          p["consistency"]["bytes_max"]] for p in d["proofs"]])]
+    v = d.get("verify")
+    if v:
+        parts.append(f"Verify {v['entries']:,} entries: full walk {v['full_verify_s']} s; "
+                     f"incremental (the last {v['incremental_entries']} after a checkpoint, "
+                     f"Frontier restored from the tree) {v['incremental_s']} s.")
+    if d.get("pymerkle"):
+        parts.append("Against pymerkle (same entries, sha256, RFC 9162 hashing):\n\n" + md_table(
+            ["system", "entries", "appends/s", "head p50 ms", "inclusion p50 / p99 ms",
+             "consistency p50 / p99 ms"],
+            [[r["system"], f"{r['entries']:,}", r["append_per_s"], r["root"]["p50_ms"],
+              f"{r['inclusion']['p50_ms']} / {r['inclusion']['p99_ms']}",
+              f"{r['consistency']['p50_ms']} / {r['consistency']['p99_ms']}"]
+             for r in d["pymerkle"]]))
+    return "\n\n".join(parts)
+
+
 def report(out: Path, m: dict[str, Any]) -> str:
     parts = [f"# faceledger benchmark report\n\nMachine: {m['cpu']}, {m['cores']} cores, "
              f"{m['memory_mib']} MiB, {m['os']}, Python {m['python']}; "
@@ -111,6 +142,9 @@ def report(out: Path, m: dict[str, Any]) -> str:
                 ["pair images the detector missed (rescued by)",
                  f"{fb['pair_images_with_fallback']} of {fb['pair_images']} "
                  f"({json.dumps(fb['pair_images_by_rescue'])})"]]))
+    led = out / "ledger.json"
+    if led.exists():
+        parts.append(ledger_section(json.loads(led.read_text())))
     text = "\n\n".join(parts) + "\n"
     (out / "REPORT.md").write_text(text)
     return text
@@ -125,7 +159,7 @@ def main() -> None:
                     help="also 10M vectors (~1 h of HNSW build on 2 cores, ~9 GB peak)")
     ap.add_argument("--jitters", default="0", help="comma list: LFW verification with each "
                     "number of jitters (10 takes ~10x the embedding time: ~1 h on 2 cores)")
-    ap.add_argument("--skip", default="", help="comma list of: ingest,search,api,accuracy")
+    ap.add_argument("--skip", default="", help="comma list of: ingest,search,api,ledger,accuracy")
     args = ap.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -144,6 +178,8 @@ def main() -> None:
     if "api" not in skip:
         run([PY, str(HERE / "api_bench.py"), "--lfw", str(args.lfw), "--embeddings", str(npz),
              "--out", str(out)], log)
+    if "ledger" not in skip:
+        run([PY, str(HERE / "ledger_bench.py"), "--out", str(out)], log)
     for jitters in [] if "accuracy" in skip else [int(j) for j in args.jitters.split(",")]:
         cmd = [PY, "-m", "faceledger", "eval", "verify", "--lfw", str(args.lfw), "--json",
                "--jitters", str(jitters), "--cache", str(out / f"eval-cache-j{jitters}.npz"),

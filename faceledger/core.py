@@ -21,7 +21,9 @@ from faceledger.gallery.indexstore import IndexStore
 from faceledger.gallery.storage import FileStore, private_umask, secure_home
 from faceledger.governance import ledger
 from faceledger.governance.calibration import seed_calibrations
+from faceledger.governance.checkpoints import maybe_checkpoint
 from faceledger.governance.policy import LoadedPolicy, Policy, load_policy, policy_path, record_if_changed
+from faceledger.governance.signing_key import create_key, key_path
 from faceledger.settings import Settings
 
 log = logging.getLogger("faceledger")
@@ -86,6 +88,8 @@ class Faceledger:
             user, token = accounts.create_user(
                 s, admin_name, "admin", actor=None,
                 password_hash=hash_password(password) if password else None)
+        if not key_path(self.settings).exists():  # the log's key, outside the database
+            create_key(key_path(self.settings))
         return user, token
 
     def authenticate(self, token: str | None) -> Principal:
@@ -95,4 +99,5 @@ class Faceledger:
 
     def close(self) -> None:
         self.indexes.flush()
+        maybe_checkpoint(self)  # a CLI run that made a checkpoint due signs it as it exits
         self.db.dispose()

@@ -108,3 +108,10 @@ class ModelMismatchError(FaceledgerError):
 class LedgerIntegrityError(FaceledgerError):
     code = "ledger_integrity"
     status = 500
+
+
+class CheckpointError(LedgerIntegrityError):
+    """A signed note, checkpoint or cosignature that is malformed or does not verify
+    (``governance/notes.py``). Maps like every ledger integrity failure."""
+
+    code = "checkpoint_invalid"

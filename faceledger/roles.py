@@ -33,6 +33,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "index.manage": frozenset({Role.admin}),
     "ledger.read": frozenset({Role.auditor, Role.admin}),
     "ledger.verify": frozenset({Role.auditor, Role.admin}),
+    # signed checkpoints, the log's public key and consistency proofs: hashes only, published
+    "ledger.checkpoint.read": frozenset(Role),
+    "ledger.checkpoint.create": frozenset({Role.auditor, Role.admin}),
+    "ledger.witness": frozenset({Role.auditor}),  # post a witness's cosignature
     "users.read": frozenset({Role.admin, Role.auditor}),
     "users.manage": frozenset({Role.admin}),
     "calibration.manage": frozenset({Role.admin}),
@@ -59,6 +63,9 @@ ACTIONS: dict[str, str] = {
     "index.manage": "rebuild the search indexes",
     "ledger.read": "read the ledger",
     "ledger.verify": "verify the ledger",
+    "ledger.checkpoint.read": "read the ledger's signed checkpoints",
+    "ledger.checkpoint.create": "sign a ledger checkpoint",
+    "ledger.witness": "co-sign ledger checkpoints as a witness",
     "users.read": "list users",
     "users.manage": "manage users, passwords and API tokens",
     "calibration.manage": "change the score calibration",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -105,6 +106,18 @@ async def malformed_request(request: Request, exc: Exception) -> Response:
                          "errors": errors}, status_code=422)
 
 
+async def _checkpoint_timer(core: Faceledger) -> None:
+    """Sign a ledger checkpoint whenever one is due (``checkpoints.due``)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from faceledger.governance.checkpoints import maybe_checkpoint
+
+    every = min(60.0, core.settings.checkpoint_every_minutes * 15)  # a quarter of the period
+    while True:
+        await asyncio.sleep(every)
+        await run_in_threadpool(maybe_checkpoint, core)
+
+
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
     settings = settings or get_settings()
 
@@ -117,7 +130,9 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         app.state.core = core
         app.state.jobs = JobRunner(core)
         app.state.ready = True
+        timer = asyncio.create_task(_checkpoint_timer(core))
         yield
+        timer.cancel()
         app.state.jobs.shutdown()
         core.close()
 

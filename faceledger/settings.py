@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(default=None, description="Policy TOML (default: "
                                      "<home>/policy.toml, else the packaged default).")
 
+    # Signed checkpoints of the ledger (governance/notes.py, governance/signing_key.py)
+    ledger_key_file: Path | None = Field(
+        default=None, description="The ledger's Ed25519 signing key (default: "
+        "<home>/keys/ledger-signing.key); point it at another volume to keep the key apart "
+        "from the data. The file must be mode 0600.")
+    ledger_origin: str | None = Field(
+        default=None, description="Origin line of the signed checkpoints, a schema-less URL "
+        "such as example.org/faceledger (default: faceledger.invalid/log/<16 hex of the "
+        "public key's SHA-256>).")
+    checkpoint_every_entries: int = Field(default=1000, ge=1, description="Sign a new "
+                                          "checkpoint after this many new ledger entries.")
+    checkpoint_every_minutes: float = Field(default=10, gt=0, description="Sign a new "
+                                            "checkpoint at least this often while entries arrive.")
+
     # Vector index
     index_exact_max: int = Field(
         default=50_000, description="Collections up to this many faces use exact search."

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ProbeFaceOut(BaseModel):
@@ -50,6 +50,33 @@ class CandidateOut(BaseModel):
     duplicate_of: dict[str, Any] | None = Field(description='{"rank", "why": "same_bytes"}')
 
 
+class SearchReceiptOut(BaseModel):
+    """A search's ledger receipt: its entry, the signed checkpoint holding it (or when one is
+    due) and the RFC 9162 inclusion proof to that checkpoint's root. Check it offline with
+    `faceledger ledger check-receipt FILE --key VKEY` (the key: GET /api/v1/ledger/key).
+    Fields the log adds later are passed through unchanged."""
+
+    model_config = ConfigDict(extra="allow")
+
+    search_id: int
+    seq: int = Field(description="The entry's number: the search's result entry, or its "
+                     "request's while it waits for approval (or was refused)")
+    leaf_index: int = Field(description="seq - 1")
+    tree_size: int = Field(description="The log size the proof leads to: the first checkpoint "
+                           "holding the entry, else the log as it stands")
+    leaf: dict[str, Any] = Field(description="The fields the leaf hashes (treat as opaque)")
+    leaf_hash: str
+    entry_hash: str
+    root_hash: str = Field(description="The root at tree_size, hex")
+    path: list[str] = Field(description="RFC 9162 inclusion path, hex, leaf to root")
+    checkpoint: str | None = Field(description="The signed checkpoint (C2SP note) of tree_size; "
+                                   "null until one covers the entry")
+    checkpoint_at: str | None = Field(default=None, description="When that checkpoint was "
+                                      "signed (ISO 8601; not part of the signed note)")
+    checkpoint_due: str | None = Field(default=None, description="Without a checkpoint: when "
+                                       "the next one is due (fetch the receipt again then)")
+
+
 class SearchResultOut(BaseModel):
     """A search's result (schema_version 2)."""
 
@@ -73,6 +100,8 @@ class SearchResultOut(BaseModel):
     finished_at: str | None
     approval_rules: list[str]
     bands: dict[str, Any] | None = Field(description="thresholds and FMRs of the bands")
+    receipt: SearchReceiptOut | None = Field(default=None, description="The ledger receipt of "
+                                             "the search's entry (of its request while held)")
 
 
 class ReviewStateOut(BaseModel):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from faceledger.cli.common import emit_json, login, open_app
 from faceledger.errors import LedgerIntegrityError
-from faceledger.governance import ledger_service
+from faceledger.governance import ledger_service, log_verify
 from faceledger.governance.ledger_service import Filters
 from faceledger.governance.ledger_summary import summary
 
@@ -14,21 +16,39 @@ ledger = typer.Typer(help="The hash-chained ledger (auditors and admins).", no_a
 
 
 @ledger.command("verify")
-def ledger_verify(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Check the whole chain and the records it vouches for (searches, reviews, outcomes,
-    approvals, opt-outs); name the first bad entry or record."""
+def ledger_verify(
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", exists=True, dir_okay=False,
+                                           help="A signed checkpoint kept elsewhere (from "
+                                           "`ledger checkpoint --out`, a witness's state): the "
+                                           "log must still hold it and extend it."),
+    key: str | None = typer.Option(None, "--key", metavar="VKEY", help="The log key to trust "
+                                   "(`faceledger ledger key`; default: this data home's)."),
+    incremental: bool = typer.Option(False, "--incremental", help="Start from the newest "
+                                     "checkpoint an earlier run proved (fast; a full run "
+                                     "re-proves the entries before it)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check the chain, the Merkle log against every stored and witnessed checkpoint (and
+    --checkpoint), and the records the ledger vouches for; name the first problem."""
+    note = checkpoint.read_text(errors="replace")[:70_000] if checkpoint else None
     with open_app() as app:
-        report = ledger_service.verify_chain(app, login(app, "ledger.verify"))
+        report = log_verify.verify_log(app, login(app, "ledger.verify"), checkpoint=note,
+                                       vkey=key, incremental=incremental)
+    out = report.as_dict()
     if as_json:
-        emit_json(report.as_dict())
+        emit_json(out)
     elif report.ok:
-        typer.echo(f"OK: {report.entries} entries, head {report.head_seq} {report.head_hash}")
+        typer.echo(f"OK ({out['mode']}): {out['entries']} entries walked, head "
+                   f"{out['head_seq']} {out['head_hash']}\nMerkle root at {out['tree_size']}: "
+                   f"{out['root_hash']}; checkpoints proven: {len(out['checkpoints_checked'])}")
+        for label in out["checkpoints_checked"][-5:]:
+            typer.echo(f"  {label}")
     if not report.ok:
-        where = f" at entry {report.first_bad_seq}" if report.first_bad_seq is not None else ""
-        more = [p for p in report.record_problems if p != report.reason]
+        where = f" at entry {out['first_bad_seq']}" if out["first_bad_seq"] is not None else ""
+        more = [p for p in out["record_problems"] if p != out["reason"]]
         extra = "".join(f"\n  also: {p}" for p in more)
-        raise LedgerIntegrityError(f"ledger verification FAILED{where}: {report.reason}{extra}",
-                                   first_bad_seq=report.first_bad_seq)
+        raise LedgerIntegrityError(f"ledger verification FAILED{where}: {out['reason']}{extra}",
+                                   first_bad_seq=out["first_bad_seq"])
 
 
 def line(entry: dict[str, object]) -> str:
@@ -79,4 +99,7 @@ def ledger_show(
 
 
 def register(app: typer.Typer) -> None:
+    from faceledger.cli import transparency
+
+    transparency.register(ledger)  # checkpoint, key, proof, consistency, witness, …
     app.add_typer(ledger, name="ledger")

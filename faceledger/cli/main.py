@@ -6,7 +6,15 @@ import sys
 
 import typer
 
-from faceledger.cli import admin, evaluate, gallery, ledger, report, rights, searching
+from faceledger.cli import (
+    admin,
+    evaluate,
+    gallery,
+    ledger,
+    report,
+    rights,
+    searching,
+)
 from faceledger.cli.common import fail
 from faceledger.errors import FaceledgerError
 

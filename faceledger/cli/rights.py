@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -169,12 +170,23 @@ def subject_erase(photo: Path, reference: str = typer.Option("", "--reference"),
     typer.echo(f"Erased {done['images']} image(s) and {done['faces']} face(s).")
 
 
-@subject.command("access")
+@subject.command("access", help=(
+    "Who searched for this face? Searches whose probe was, or whose results held, the person, "
+    "each with its ledger proof. --json prints the searches (each with `proof` and `log_key`); "
+    "--out FILE writes the answer for the person or their lawyer: `searches`, `proofs` (one per "
+    "search, same order), `log_key` and `how_to_check`: " + subjects.CHECK_HELP + "."))
 def subject_access(photo: Path, face: int | None = FaceOpt,
-                   as_json: bool = typer.Option(False, "--json")) -> None:
-    """Who searched for this face? Searches whose probe was, or whose results held, the person."""
+                   as_json: bool = typer.Option(False, "--json"),
+                   out: Path | None = typer.Option(None, "--out", dir_okay=False, help=(
+                       "Also write the answer with its proofs to this file (JSON)."))) -> None:
     with open_app() as app:
         rows = subjects.access(app, login(app, "subjects.manage"), _read(photo), face)
+    if out is not None:
+        try:
+            out.write_text(json.dumps(subjects.access_bundle(rows), indent=2,
+                                      ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise ValidationError(f"cannot write {out}: {exc.strerror}") from None
     if as_json:
         emit_json(rows)
         return
@@ -184,6 +196,20 @@ def subject_access(photo: Path, face: int | None = FaceOpt,
         typer.echo(f"search {r['search_id']} {r['date'][:10]} purpose {r['purpose']!r} unit "
                    f"{r['unit']!r} matched as {'+'.join(r['matched_as'])} outcome "
                    f"{r['outcome'] or '(none recorded)'}")
+        typer.echo(f"  {_proof_line(r)}")
+    if rows and rows[0]["log_key"]:
+        typer.echo(f"log key: {rows[0]['log_key']['vkey']}")
+    if out is not None:
+        typer.echo(f"(answer and proofs written to {out})", err=True)
+
+
+def _proof_line(row: dict[str, Any]) -> str:
+    p = row["proof"]
+    if p is None:
+        return f"no proof: {row['proof_problem']}"
+    if p["checkpoint"] is None:
+        return (f"proof: entry {p['seq']}, not in a signed checkpoint yet ({p['checkpoint_due']})")
+    return f"proof: entry {p['seq']}, checkpoint size {p['tree_size']}"
 
 
 @policy_cmd.command("show")

@@ -1,7 +1,8 @@
-"""search, models (the ledger commands are in cli/ledger.py)."""
+"""search, searches receipt, models (the ledger commands are in cli/ledger.py)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,10 @@ import typer
 from faceledger.cli.common import emit_json, login, open_app
 from faceledger.errors import ValidationError
 from faceledger.faces.probefaces import FACE_HELP
+from faceledger.search.receipts import search_receipt
 from faceledger.search.service import SearchRequest, run_search
+
+searches = typer.Typer(help="Searches already run: their ledger receipts.", no_args_is_help=True)
 
 
 def search(
@@ -50,6 +54,7 @@ def search(
         typer.echo(f"Search {result.search_id} is waiting for a supervisor's approval "
                    f"(rules: {', '.join(result.approval_rules)}). No results are shown until "
                    "it is approved.")
+        typer.echo(receipt_line(result.receipt))
         return
     cal = (f", threshold {result.threshold:.4f} (calibration {result.calibration['id']}: "
            f"FMR {result.calibration['target_fmr']:g}, {result.calibration['dataset']})"
@@ -60,6 +65,42 @@ def search(
                f"probe face {result.face} of {len(result.probe_faces)}")
     for line in describe_results(result.bands, [asdict(c) for c in result.candidates]):
         typer.echo(line)
+    typer.echo(receipt_line(result.receipt))
+
+
+def receipt_line(rec: dict[str, Any] | None) -> str:
+    """One line on where a search's entry stands in the signed log."""
+    if rec is None:
+        return "Ledger receipt: none"
+    what = f"Ledger receipt: ledger entry #{rec['seq']}"
+    if rec.get("leaf", {}).get("kind") == "search.requested":
+        what += " (the request)"
+    if rec.get("checkpoint"):
+        at = f", signed {rec['checkpoint_at']}" if rec.get("checkpoint_at") else ""
+        return (f"{what}, in checkpoint of size {rec['tree_size']}{at}; "
+                f"{len(rec['path'])} proof hashes")
+    return (f"{what}; checkpoint due: {rec.get('checkpoint_due') or 'later'} "
+            f"(`faceledger searches receipt {rec['search_id']}`)")
+
+
+def receipt(
+    search_id: int = typer.Argument(..., min=1, help="The search's number."),
+    out: Path | None = typer.Option(None, "--out", dir_okay=False, help="Write the receipt "
+                                    "(JSON) to this file instead of printing it."),
+) -> None:
+    """The search's ledger receipt (JSON): its entry, the signed checkpoint holding it and the
+    inclusion proof. `faceledger ledger check-receipt FILE --key VKEY` verifies it offline.
+    Fetch it again once a checkpoint covers the entry."""
+    with open_app() as app:
+        rec = search_receipt(app, login(app, "searches.read"), search_id)
+    if out is None:
+        emit_json(rec)
+        return
+    try:
+        out.write_text(json.dumps(rec, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise ValidationError(f"cannot write the receipt to {out}: {exc.strerror}") from None
+    typer.echo(f"{receipt_line(rec)}\n(written to {out})")
 
 
 def describe_results(bands: dict[str, Any] | None, cands: list[dict[str, Any]]) -> list[str]:
@@ -130,3 +171,5 @@ def models() -> None:
 def register(app: typer.Typer) -> None:
     app.command("search")(search)
     app.command("models")(models)
+    searches.command("receipt")(receipt)
+    app.add_typer(searches, name="searches")

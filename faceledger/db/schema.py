@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -284,6 +285,45 @@ class LedgerHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerTree(Base):
+    """The RFC 9162 Merkle tree over the ledger: every complete aligned subtree. Node (level,
+    idx) is the root of leaves [idx * 2**level, (idx + 1) * 2**level); leaf i is entry i + 1."""
+
+    __tablename__ = "ledger_tree"
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LedgerCheckpoint(Base):
+    """A signed checkpoint of the Merkle log (C2SP tlog-checkpoint note)."""
+
+    __tablename__ = "ledger_checkpoints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    size: Mapped[int] = mapped_column(BigInteger, index=True)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(String(40))
+    # When a verify run last proved the entries hash to this root (incremental verify's start).
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LedgerCosignature(Base):
+    """A witness's cosignature (C2SP tlog-cosignature) of one of the log's checkpoints."""
+
+    __tablename__ = "ledger_cosignatures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("ledger_checkpoints.id"), index=True)
+    witness: Mapped[str] = mapped_column(String(200), index=True)
+    key_id: Mapped[str] = mapped_column(String(8))
+    vkey: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    posted_by: Mapped[str] = mapped_column(String(120))
 
 
 Index("ix_ledger_kind_seq", LedgerEntry.kind, LedgerEntry.seq)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from faceledger.db.schema import LedgerEntry, LedgerHead
 from faceledger.errors import LedgerIntegrityError
+from faceledger.governance import merkle, tree
 
 GENESIS = "0" * 64
 
@@ -44,18 +45,26 @@ def payload_digest(payload: dict[str, Any]) -> str:
     return sha256_hex(canonical_json(fields))
 
 
+def entry_preimage(
+    seq: int, ts: str, kind: str, actor: str | None, case_ref: str | None,
+    payload_digest: str, prev_hash: str,
+) -> bytes:
+    """The exact bytes an entry's chain hash covers (canonical JSON, UTF-8); also the data of
+    its Merkle leaf (``tree``)."""
+    return canonical_json(
+        {
+            "seq": seq, "ts": ts, "kind": kind, "actor": actor, "case": case_ref,
+            "payload_digest": payload_digest, "prev": prev_hash,
+        }
+    ).encode("utf-8")
+
+
 def entry_hash(
     seq: int, ts: str, kind: str, actor: str | None, case_ref: str | None,
     payload_digest: str, prev_hash: str,
 ) -> str:
-    return sha256_hex(
-        canonical_json(
-            {
-                "seq": seq, "ts": ts, "kind": kind, "actor": actor, "case": case_ref,
-                "payload_digest": payload_digest, "prev": prev_hash,
-            }
-        )
-    )
+    return hashlib.sha256(
+        entry_preimage(seq, ts, kind, actor, case_ref, payload_digest, prev_hash)).hexdigest()
 
 
 def now_iso() -> str:
@@ -84,7 +93,9 @@ def append(
         raise ValueError(f"{REDACTED} is reserved")
     body = canonical_json(payload)
     digest = payload_digest(payload)
-    h = entry_hash(seq, ts, kind, actor, case_ref, digest, head.hash)
+    preimage = entry_preimage(seq, ts, kind, actor, case_ref, digest, head.hash)
+    h = hashlib.sha256(preimage).hexdigest()
+    tree.append_leaf(session, seq - 1, preimage)
     entry = LedgerEntry(
         seq=seq, ts=ts, kind=kind, actor=actor, case_ref=case_ref, payload=body,
         payload_digest=digest, prev_hash=head.hash, hash=h,
@@ -121,7 +132,8 @@ def verify(session: Session, batch: int = 5000, *, after_seq: int = 0,
            after_hash: str = GENESIS) -> VerifyReport:
     """Walk the whole chain; name the first entry that does not check out. With ``after_seq``
     and ``after_hash`` (an entry already checked, and its hash) only the entries after it are
-    walked, and the first of them must link to that hash."""
+    walked, and the first of them must link to that hash. Each walked entry's Merkle leaf must
+    match the stored one; a chain break is reported before a leaf mismatch."""
     head = session.get(LedgerHead, 1)
     if head is None:
         return VerifyReport(False, 0, 0, GENESIS, 0, "ledger head row is missing")
@@ -129,6 +141,7 @@ def verify(session: Session, batch: int = 5000, *, after_seq: int = 0,
     expected_seq = after_seq + 1
     count = 0
     last_seq = after_seq
+    leaf_bad: tuple[int, str] | None = None
     while True:
         rows = session.execute(
             select(LedgerEntry).where(LedgerEntry.seq >= expected_seq)
@@ -136,8 +149,10 @@ def verify(session: Session, batch: int = 5000, *, after_seq: int = 0,
         ).scalars().all()
         if not rows:
             break
+        leaves = tree.leaves(session, rows[0].seq - 1, rows[-1].seq - 1)
         for e in rows:
-            bad = _check(e, expected_seq, prev_hash)
+            bad, leaf = _check(e, expected_seq, prev_hash, leaves)
+            leaf_bad = leaf_bad or ((e.seq, leaf) if leaf else None)
             if bad is None and e.payload and REDACTED in e.payload:
                 bad = _check_redactions(session, e)
             if bad:
@@ -154,28 +169,38 @@ def verify(session: Session, batch: int = 5000, *, after_seq: int = 0,
             f"chain ends at entry {last_seq} but the head records entry {head.seq}: "
             "entries were deleted from the end, or the head was altered",
         )
+    if leaf_bad:
+        return VerifyReport(False, count, head.seq, head.hash, *leaf_bad)
     return VerifyReport(True, count, head.seq, head.hash)
 
 
-def _check(e: LedgerEntry, expected_seq: int, prev_hash: str) -> str | None:
+def _check(e: LedgerEntry, expected_seq: int, prev_hash: str,
+           leaves: dict[int, bytes]) -> tuple[str | None, str | None]:
+    """The entry's chain problem, and its Merkle leaf problem (None: none)."""
     if e.seq != expected_seq:
         return (f"entry {expected_seq} is missing (next entry found is {e.seq}): "
-                "entries were deleted or renumbered")
+                "entries were deleted or renumbered"), None
     if e.prev_hash != prev_hash:
         return (f"entry {e.seq} does not link to entry {e.seq - 1}: "
-                "entries were inserted, deleted or reordered")
+                "entries were inserted, deleted or reordered"), None
     try:
         payload = json.loads(e.payload) if e.payload is not None else None
     except json.JSONDecodeError:
         payload = None
     if not isinstance(payload, dict):
-        return f"entry {e.seq}: payload missing or unreadable (payload edited)"
+        return f"entry {e.seq}: payload missing or unreadable (payload edited)", None
     if payload_digest(payload) != e.payload_digest:
-        return f"entry {e.seq}: payload does not match its digest (payload edited)"
-    recomputed = entry_hash(e.seq, e.ts, e.kind, e.actor, e.case_ref, e.payload_digest, e.prev_hash)
-    if recomputed != e.hash:
-        return f"entry {e.seq}: hash does not match its contents (entry edited)"
-    return None
+        return f"entry {e.seq}: payload does not match its digest (payload edited)", None
+    preimage = entry_preimage(e.seq, e.ts, e.kind, e.actor, e.case_ref, e.payload_digest,
+                              e.prev_hash)
+    if hashlib.sha256(preimage).hexdigest() != e.hash:
+        return f"entry {e.seq}: hash does not match its contents (entry edited)", None
+    stored = leaves.get(e.seq - 1)
+    if stored is None:
+        return None, f"entry {e.seq}: its Merkle leaf is missing from the tree"
+    if stored != merkle.leaf_hash(preimage):
+        return None, f"entry {e.seq}: Merkle leaf does not match the entry"
+    return None, None
 
 
 def _check_redactions(session: Session, e: LedgerEntry) -> str | None:

@@ -33,7 +33,7 @@ class RecordProblem:
     message: str
 
 
-def _field_digests(entry: LedgerEntry) -> dict[str, str] | None:
+def field_digests(entry: LedgerEntry) -> dict[str, str] | None:
     try:
         payload = json.loads(entry.payload or "")
     except json.JSONDecodeError:
@@ -55,7 +55,7 @@ def _payload(entry: LedgerEntry) -> dict[str, Any]:
 
 def _differing(entry: LedgerEntry, fields: dict[str, Any]) -> list[str]:
     """The fields whose digest in ``entry`` differs from the record's value (or is absent)."""
-    held = _field_digests(entry) or {}
+    held = field_digests(entry) or {}
     return sorted(k for k, v in fields.items() if held.get(k) != sha256_hex(canonical_json(v)))
 
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from faceledger.errors import ValidationError
 from faceledger.governance import ledger
-from faceledger.governance.ledger_records import check_records, with_records
 from faceledger.governance.ledger_status import chain_status
+from faceledger.governance.log_verify import LogReport, verify_log
 from faceledger.roles import require
 
 if TYPE_CHECKING:
@@ -95,12 +95,12 @@ def read_entries(app: Faceledger, principal: Principal, filters: Filters, *,
         return _page(app, s, filters, before, after, limit, newest_first)
 
 
-def verify_chain(app: Faceledger, principal: Principal) -> ledger.VerifyReport:
-    """Walk the whole chain, then cross-check the records it vouches for (searches, reviews,
-    outcomes, approvals, opt-outs: ``ledger_records``); the report names the first problem."""
-    require(principal.role, "ledger.verify", principal.name)
-    with app.db.read() as s:
-        return with_records(ledger.verify(s), check_records(s))
+def verify_chain(app: Faceledger, principal: Principal) -> LogReport:
+    """Walk the whole chain, fold it into the Merkle log and check it against every stored
+    (and witnessed) checkpoint, then cross-check the records it vouches for (searches,
+    reviews, outcomes, approvals, opt-outs: ``ledger_records``); the report names the first
+    problem (``log_verify``)."""
+    return verify_log(app, principal)
 
 
 def ledger_view(app: Faceledger, principal: Principal, filters: Filters, *,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -90,6 +91,37 @@ def _flags(rep: OversightReport) -> str:
     return "".join(out)
 
 
+def _witnesses(rep: OversightReport) -> str:
+    """The transparency log: warnings, each witness, the latest checkpoint and the log key."""
+    t = rep.transparency
+    if t is None:
+        return ""
+    tz = rep.timezone
+    warn = "".join(f"<article class=\"flag sev-medium witness-warning\"><p>{escape(w)}.</p>"
+                   "</article>" for w in t["warnings"])
+    rows = _table(("witness", "key id", "last co-signed", "largest size vouched for",
+                   "checkpoints co-signed", "last received"),
+                  ((w["witness"], w["key_id"], _when(w["last_signed_at"], tz), w["last_size"],
+                    w["cosignatures"], _when(w["last_received_at"], tz))
+                   for w in t["witnesses"]), "No witness has co-signed a checkpoint.")
+    cp, key = t["latest_checkpoint"], t["log_key"]
+    latest = ("<p class=\"empty\">No checkpoint signed yet.</p>" if cp is None else
+              f"<p class=\"latest-checkpoint\">Latest signed checkpoint: {cp['size']} entries, "
+              f"signed {escape(_when(cp['created_at'], tz))}, root <code class=\"hash\">"
+              f"{escape(cp['root_hash'])}</code>, {cp['cosignatures']} cosignature(s); "
+              f"{t['checkpoints']} checkpoint(s) in all.</p>")
+    log = (f"<p class=\"log-key\">Log key (origin {escape(key['origin'])}, key id "
+           f"{escape(key['key_id'])}): <code class=\"hash vkey\">{escape(key['vkey'])}</code>. "
+           "Anyone holding a checkpoint or a receipt checks it against this key.</p>"
+           if key["vkey"] else "")
+    return ("<section class=\"witnesses\"><h2>Ledger witnesses</h2>"
+            + warn + rows + latest + log + "</section>")
+
+
+def _when(value: str | None, tz: str) -> str:
+    return "—" if not value else when(datetime.fromisoformat(value), tz)
+
+
 def _plots(rep: OversightReport) -> str:
     from faceledger.oversight.plots import all_plots  # matplotlib only when drawing
 
@@ -111,7 +143,7 @@ def _body(rep: OversightReport) -> str:
         f"{escape(hours)}. Generated {escape(when(rep.generated_at, tz))}.</p></header>",
         "<section class=\"answers\"><h2>In brief</h2><ul>"
         + "".join(f"<li>{escape(s)}</li>" for s in rep.answers()) + "</ul></section>",
-        f"<section class=\"flags\"><h2>Misuse flags</h2>{_flags(rep)}</section>",
+        f"<section class=\"flags\"><h2>Misuse flags</h2>{_flags(rep)}</section>" + _witnesses(rep),
         f"<section class=\"plots\"><h2>Plots</h2>{_plots(rep)}</section>",
         "<section class=\"users\"><h2>By whom</h2>" + _table(
             ("user", "role", "unit", "first search", "last search", "searches", "cases",

@@ -87,6 +87,9 @@ class OversightReport:
     working_hours: tuple[int, int] = (7, 19)
     working_days: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     period_label: str | None = None  # e.g. "the default: the last 90 days"
+    # The transparency log as of the report (``service.transparency``): log key, latest
+    # checkpoint, witnesses, warnings. None when built without the application (tests).
+    transparency: dict[str, Any] | None = None
 
     @property
     def total(self) -> int:
@@ -122,6 +125,7 @@ class OversightReport:
             "signin_failures": self.signin_failures, "approvals": self.approvals,
             "flags": [f.as_dict() for f in self.flags],
             "searches": [r.as_dict() for r in self.searches],
+            "transparency_log": self.transparency,
         }
 
     def to_json(self) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from faceledger.db.schema import Face, Image, LedgerEntry, Search
 from faceledger.errors import FaceChoiceRequired, NoFaceError, NotFoundError, ValidationError
@@ -20,8 +21,9 @@ from faceledger.faces.embed import Embedding
 from faceledger.faces.probefaces import choose_face, faces_json
 from faceledger.gallery.optout import add_optout, optout_threshold
 from faceledger.gallery.repository import bump_faces_version, faces_with_provenance
-from faceledger.governance import ledger
+from faceledger.governance import ledger, proofs
 from faceledger.governance.keys import seal, template_key, unseal
+from faceledger.oversight.service import published_key
 from faceledger.roles import require
 from faceledger.search.match import resolve_collections
 from faceledger.search.outcomes import latest_outcome
@@ -252,35 +254,81 @@ def erase(app: Faceledger, principal: Principal, face_ids: list[int], reference:
     return {"images": len(images), "faces": n_faces}
 
 
+# The answer's fields that a search's ledger entry holds (payload names): each proof discloses
+# these and nothing else; the user, case, probe and candidates stay as digests.
+DISCLOSED = ("search_id", "purpose", "offence", "started_at")
+CHECK_HELP = ("each entry of `proofs` is a receipt: save it as its own JSON file and run "
+              "`faceledger ledger check-receipt FILE --key VKEY` with the log's key as its operator "
+              "published it (e.g. `jq '.proofs[0]' answer.json > p0.json`); it checks offline "
+              "that the search's ledger entry is in the log the signed checkpoint describes")
+
+
 def access(app: Faceledger, principal: Principal, photo: bytes,
            face: int | None = None) -> list[dict[str, Any]]:
-    """Searches (within retention) whose probe was this person, or that returned them."""
+    """Searches (within retention) whose probe was this person, or that returned them. Each
+    carries its ledger entry (``ledger_seq``), a ``proof`` (``proofs.receipt``: inclusion in
+    the Merkle log, the signed checkpoint when one covers it, and the shown fields disclosed
+    from the entry's payload) and the log's key (``log_key``), so the person or their lawyer
+    can check it against a published checkpoint without trusting the operator."""
     require(principal.role, "subjects.manage", principal.name)
     query = subject_embedding(app, photo, face)
     threshold = optout_threshold(app, query.model_id)
     mine = {f.face_id for f in find_faces(app, query)}
+    key = published_key(app)
+    log_key = None if key["vkey"] is None else {k: key[k] for k in ("origin", "vkey", "key_id")}
     out: list[dict[str, Any]] = []
     with app.db.read() as s:
         for row in s.execute(select(Search).where(Search.status == "done")
                              .order_by(Search.id)).scalars():
-            how = []
-            if row.probe_embedding is not None:
-                vec = np.frombuffer(row.probe_embedding, dtype="<f4")
-                if float(vec @ query.vector) >= threshold:
-                    how.append("probe")
-            if row.results_purged_at is None and mine:
-                entry = s.get(LedgerEntry, row.ledger_seq)
-                payload = ledger.entry_dict(entry)["payload"] if entry else None
-                got = {c["face_id"] for c in (payload or {}).get("candidates", [])}
-                if got & mine:
-                    how.append("result")
+            entry = s.get(LedgerEntry, row.ledger_seq) if row.ledger_seq else None
+            how = _matched_as(row, entry, query.vector, threshold, mine)
             if how:
                 outcome = latest_outcome(s, row.id)
                 out.append({"search_id": row.id, "date": row.started_at.isoformat(),
                             "purpose": row.purpose, "offence": row.offence,
                             "unit": row.user.unit or "(no unit recorded)", "matched_as": how,
-                            "outcome": outcome.result if outcome else None})
+                            "outcome": outcome.result if outcome else None,
+                            "ledger_seq": row.ledger_seq, **_proof(app, s, entry),
+                            "log_key": log_key})
     with app.db.write() as s:
         ledger.append(s, "subject.access", {"searches_found": len(out), "by": principal.name},
                       actor=principal.name)
     return out
+
+
+def _matched_as(row: Search, entry: LedgerEntry | None, query: np.ndarray[Any, Any],
+                threshold: float, mine: set[int]) -> list[str]:
+    """How the search found the person: its probe, and/or among its (unpurged) results."""
+    how = []
+    if row.probe_embedding is not None:
+        vec = np.frombuffer(row.probe_embedding, dtype="<f4")
+        if float(vec @ query) >= threshold:
+            how.append("probe")
+    if row.results_purged_at is None and mine:
+        payload = ledger.entry_dict(entry)["payload"] if entry else None
+        got = {c["face_id"] for c in (payload or {}).get("candidates", [])}
+        if got & mine:
+            how.append("result")
+    return how
+
+
+def _proof(app: Faceledger, s: Session, entry: LedgerEntry | None) -> dict[str, Any]:
+    """{"proof": the entry's receipt, disclosing DISCLOSED as the entry holds them (its
+    values are what the payload digest covers), "proof_problem": None} or, with no entry,
+    {"proof": None, "proof_problem": why}."""
+    if entry is None:
+        return {"proof": None, "proof_problem": "this search has no ledger entry, so there is "
+                "no proof of it: the record was added outside faceledger"}
+    payload = ledger.entry_dict(entry)["payload"] or {}
+    shown = {k: payload[k] for k in DISCLOSED if k in payload}
+    return {"proof": proofs.receipt(app, s, entry.seq, disclose=shown), "proof_problem": None}
+
+
+def access_bundle(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A subject-access answer as one file for the person or their lawyer: the searches, one
+    proof (receipt) per search in the same order, the log key and how to check them."""
+    key = next((r["log_key"] for r in rows if r.get("log_key")), None)
+    return {"how_to_check": CHECK_HELP, "log_key": key,
+            "searches": [{k: v for k, v in r.items() if k not in ("proof", "log_key")}
+                         for r in rows],
+            "proofs": [r["proof"] for r in rows]}

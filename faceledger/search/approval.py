@@ -17,7 +17,7 @@ from faceledger.faces.embed import Embedding
 from faceledger.governance import ledger
 from faceledger.roles import require
 from faceledger.search.match import resolve_collections
-from faceledger.search.record import Found, SearchResult, find, record, result_of
+from faceledger.search.record import Found, SearchResult, find, record, result_of, with_receipt
 
 if TYPE_CHECKING:
     from faceledger.accounts.users import Principal
@@ -123,6 +123,7 @@ def decide(app: Faceledger, principal: Principal, search_id: int, approve: bool,
     if len(reason) > REASON_MAX:
         raise ValidationError(f"the reason is too long ({REASON_MAX} characters at most)")
     found = _find(app, principal, search_id) if approve else None
+    result, probe_path = None, None
     with app.db.write() as s:
         row = _held(s, principal, search_id, lock=True)
         kind = "search.approved" if approve else "search.approval_refused"
@@ -133,9 +134,12 @@ def decide(app: Faceledger, principal: Principal, search_id: int, approve: bool,
         requester, role = row.user.name, row.user.role
         if found is not None:
             record(s, row, requester, role, found, approver=principal.name)
-            return result_of(row, requester, found, [])
-        row.status = "refused"
-        probe_path, row.probe_path, row.probe_embedding = row.probe_path, None, None
+            result = result_of(row, requester, found, [])
+        else:
+            row.status = "refused"
+            probe_path, row.probe_path, row.probe_embedding = row.probe_path, None, None
+    if result is not None:
+        return with_receipt(app, result)  # after the commit: the search entry is in the log
     if probe_path:
         app.files.delete(probe_path)
     return None

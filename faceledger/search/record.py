@@ -16,6 +16,7 @@ from faceledger.governance import ledger
 from faceledger.governance.calibration import active_calibration
 from faceledger.search.bands import Bands, duplicate_marks, make_bands
 from faceledger.search.match import Candidate, MatchResult, candidates, match
+from faceledger.search.receipts import receipt_after
 
 if TYPE_CHECKING:
     from faceledger.core import Faceledger
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 # 2: faces are numbered from 1 ("face", probe_faces[].face; was 0-based "face_index"/"index");
 #    candidates carry "band", "probe_image", "duplicate_of", "image_sha256"; "bands" added.
+#    Later, compatibly: "receipt" (the search's ledger receipt, search/receipts.py).
 SCHEMA_VERSION = 2
 
 
@@ -49,6 +51,9 @@ class SearchResult:
     finished_at: str | None
     approval_rules: list[str] = field(default_factory=list)
     bands: dict[str, Any] | None = None  # thresholds and FMRs of the candidates' bands
+    # The ledger receipt of the search's entry (of its request while held for approval):
+    # entry number, checkpoint (or when one is due), inclusion proof. See search/receipts.py.
+    receipt: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +118,13 @@ def result_of(row: Search, user: str, found: Found, faces: list[ProbeFace]) -> S
         row.probe_sha256, faces, number_of(row.face_index), found.match.collections,
         found.candidates, row.started_at.isoformat(), found.finished.isoformat(),
         row.approval_rules or [], found.bands.as_dict() if found.bands else None)
+
+
+def with_receipt(app: Faceledger, result: SearchResult) -> SearchResult:
+    """``result`` with its receipt, read after the write transaction that recorded it committed
+    (a checkpoint signed later is in the receipt ``receipts.search_receipt`` gives)."""
+    result.receipt = receipt_after(app, result.search_id)
+    return result
 
 
 def current_bands(app: Faceledger, model_id: str) -> Bands | None:

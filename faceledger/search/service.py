@@ -25,9 +25,18 @@ from faceledger.governance import ledger
 from faceledger.governance.policy import Policy, check_search
 from faceledger.roles import allowed, require
 from faceledger.search.match import resolve_collections
-from faceledger.search.record import SCHEMA_VERSION, SearchResult, find, record, result_of
+from faceledger.search.record import (
+    SCHEMA_VERSION,
+    SearchResult,
+    find,
+    record,
+    result_of,
+    with_receipt,
+)
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from faceledger.accounts.users import Principal
     from faceledger.core import Faceledger
     from faceledger.faces.detect import Detection
@@ -183,17 +192,25 @@ def run_search(app: Faceledger, principal: Principal, probe: bytes, req: SearchR
         s.flush()
         if found is not None:
             record(s, row, principal.name, principal.role, found)
-            return result_of(row, principal.name, found, faces)
-        entry = ledger.append(s, "search.requested", {
-            "search_id": row.id, "user": principal.name, "role": principal.role,
-            **req.audit(), "face_index": idx, "probe_sha256": probe_sha,
-            "approval_rules": rules, "started_at": started.isoformat()},
-            actor=principal.name, case_ref=req.case_ref)
-        row.ledger_seq = entry.seq
+            result = result_of(row, principal.name, found, faces)
+        else:
+            result = _requested(s, principal, req, row, faces)
+    return with_receipt(app, result)  # after the commit: the entry is in the log
+
+
+def _requested(s: Session, principal: Principal, req: SearchRequest, row: Search,
+               faces: list[ProbeFace]) -> SearchResult:
+    """Ledger the request of a search held for approval; its (pending) result."""
+    entry = ledger.append(s, "search.requested", {
+        "search_id": row.id, "user": principal.name, "role": principal.role,
+        **req.audit(), "face_index": row.face_index, "probe_sha256": row.probe_sha256 or None,
+        "approval_rules": row.approval_rules, "started_at": row.started_at.isoformat()},
+        actor=principal.name, case_ref=req.case_ref)
+    row.ledger_seq = entry.seq
     return SearchResult(SCHEMA_VERSION, row.id, entry.seq, "pending", principal.name,
-                        row.case_ref, req.mode, app.model_id, None, None, req.top_k,
-                        probe_sha or "", faces, number_of(idx), [], [], started.isoformat(),
-                        None, rules)
+                        row.case_ref, req.mode, row.model_id, None, None, req.top_k,
+                        row.probe_sha256, faces, number_of(row.face_index), [], [],
+                        row.started_at.isoformat(), None, row.approval_rules or [])
 
 
 def form_options(app: Faceledger, principal: Principal) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """What a search's pages show beyond its result set: its approval state and decision, its
-authorisation, its outcomes. Reads only (opening someone else's search is ledgered by
+authorisation, its outcomes, its ledger receipt. Reads only (opening someone else's search is ledgered by
 results.search_detail); its probe photo is opened through face_access.probe_photo."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from faceledger.db.schema import LedgerEntry, Outcome, Search, User
 from faceledger.roles import require
+from faceledger.search.receipts import receipt_of
 from faceledger.search.results import detail_of, note_view, search_row
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 class SearchPage:
     detail: dict[str, Any]  # results.search_detail's
     state: dict[str, Any]  # status, approval, authorisation, outcomes (see _state)
+    receipt: dict[str, Any] | None = None  # its ledger receipt (receipts.receipt_of)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -72,7 +74,8 @@ def search_page(app: Faceledger, principal: Principal, search_id: int) -> Search
     with app.db.read() as s:
         row = search_row(s, search_id)
         detail, state = detail_of(s, row, app.settings), _state(s, row)
+        receipt = receipt_of(app, s, row)
     note_view(app.db, principal, detail)
     if state["status"] != "done":
         detail["candidates"] = []
-    return SearchPage(detail, state)
+    return SearchPage(detail, state, receipt)

@@ -16,6 +16,7 @@ from faceledger.governance.ledger_service import SEQ_MAX, Filters
 from faceledger.governance.ledger_summary import summary
 from faceledger.http.dates import optional_day
 from faceledger.http.deps import Caller, Core, need
+from faceledger.oversight.service import ledger_transparency
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -57,7 +58,9 @@ def ledger_page(request: Request, core: Core, caller: Auditor, user: str = "", c
     def link(**cursor: int) -> str:
         return "/ledger?" + urlencode({**kept, **cursor})
 
-    return render(request, "ledger.html", caller, report=report, rows=rows,
+    # The signed checkpoints panel: log key, latest checkpoint, witnesses (read-only).
+    transparency = ledger_transparency(core, caller.principal)
+    return render(request, "ledger.html", caller, report=report, rows=rows, tlog=transparency,
                   filters=filters, kinds=KINDS, error=error, filtered=filtered, page=PAGE,
                   older=link(before=pg.older) if pg.older is not None else None,
                   newer=link(after=pg.newer) if pg.newer is not None else None,

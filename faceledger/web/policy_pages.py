@@ -14,6 +14,7 @@ from faceledger.core import Faceledger
 from faceledger.errors import NotFoundError
 from faceledger.http.deps import Caller, Core, need
 from faceledger.oversight import policy_service
+from faceledger.oversight.service import log_key
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -55,7 +56,10 @@ def model_page(request: Request, core: Core, caller: Anyone) -> Response:
         html = card.read_text("utf-8", errors="replace")
         md = card.with_suffix(".md")
         info = {"stamp": card.parent.name, "embedded": _safe(html), "has_md": md.is_file()}
-    return render(request, "model.html", caller, card=info, model_id=core.model_id)
+    # The ledger's public key: `faceledger eval card` runs without a data home, so the card
+    # itself cannot carry it; the page that serves the card shows it.
+    return render(request, "model.html", caller, card=info, model_id=core.model_id,
+                  log_key=log_key(core, caller.principal))
 
 
 @router.get("/model/card")

@@ -45,7 +45,7 @@ def _results_page(request: Request, core: Faceledger, caller: Caller, search_id:
     me = caller.principal
     mine_or_supervisor = state["user_id"] == me.user_id or me.role == Role.supervisor
     return render(request, "results.html", caller, status=status, d=detail, st=state,
-                  error=error, notice=notice, form=form or {},
+                  receipt=page.receipt, error=error, notice=notice, form=form or {},
                   can_outcome=(allowed(me.role, "outcomes.write") and mine_or_supervisor
                                and state["status"] == "done"),
                   can_authorise=mine_or_supervisor,

@@ -6,6 +6,7 @@ load the face API's thumbnails."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -81,9 +82,13 @@ def _page(request: Request, core: Faceledger, caller: Caller, *, status: int = 2
           found: list[dict[str, Any]] | None = None,
           searches: list[dict[str, Any]] | None = None,
           optout_preview: dict[str, Any] | None = None) -> Response:
+    proofs = None
+    if searches:  # the answer with its proofs, downloadable as is (no server state kept)
+        body = json.dumps(subjects.access_bundle(searches), indent=2, ensure_ascii=False)
+        proofs = data_uri(body.encode("utf-8"), "application/json")
     return render(request, "subjects.html", caller, status=status, section=section,
                   problem=problem, form=form or {}, notice=notice, found=found,
-                  searches=searches, optout_preview=optout_preview,
+                  searches=searches, optout_preview=optout_preview, proofs_uri=proofs,
                   max_mb=core.settings.max_upload_bytes // (1024 * 1024))
 
 

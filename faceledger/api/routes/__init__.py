@@ -17,6 +17,7 @@ from faceledger.api.routes import (
     retention,
     searches,
     subjects,
+    transparency,
     users,
 )
 
@@ -31,7 +32,7 @@ def register_api(app: FastAPI) -> None:
     app.mount("/static/swagger", StaticFiles(directory=SWAGGER_UI_DIR), name="swagger")
     app.include_router(health.router)
     for module in (collections, searches, faces, ledger, users, oversight, subjects,
-                   retention, policy, reports, models):
+                   retention, policy, reports, models, transparency):
         app.include_router(module.router, prefix=PREFIX)
     # Starlette parses at most 1000 files per form by default; ingest uploads may hold more.
     app.include_router(ingest.router, prefix=PREFIX, form_limits={

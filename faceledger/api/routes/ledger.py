@@ -41,6 +41,12 @@ class VerifyOut(BaseModel):
     head_hash: str
     first_bad_seq: int | None
     reason: str | None
+    mode: str = Field(description="full (from entry 1) or incremental (from the newest "
+                      "checkpoint an earlier run proved)")
+    tree_size: int
+    root_hash: str = Field(description="Merkle root recomputed from the entries")
+    from_size: int
+    checkpoints_checked: list[str] = Field(description="the signed checkpoints proven")
     record_problems: list[str] = Field(default_factory=list, description=(
         "searches, reviews, outcomes, approvals or opt-outs that do not match their ledger "
         "entries, or entries whose record was deleted (at most 50)"))
@@ -76,6 +82,9 @@ def read_ledger(
 @router.get("/ledger/verify", response_model=VerifyOut)
 def verify_ledger(core: Core, caller: Annotated[Caller, Depends(need("ledger.verify"))]
                   ) -> dict[str, Any]:
-    """Walk the hash chain and cross-check every search, review, outcome, approval and opt-out
-    against its ledger entry (same content digest; no entry without its record)."""
+    """Walk the hash chain, recompute the Merkle log and check it against every stored signed
+    checkpoint (a checkpoint larger than the log: entries were cut; a different root: history
+    was rewritten), and cross-check every search, review, outcome, approval and opt-out
+    against its ledger entry (same content digest; no entry without its record). POST a
+    checkpoint held elsewhere to /ledger/verify to check against it too."""
     return ledger_service.verify_chain(core, caller.principal).as_dict()

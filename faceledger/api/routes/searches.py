@@ -17,6 +17,7 @@ from faceledger.api.schemas_search import (
     ReviewOut,
     SearchDetailOut,
     SearchListItem,
+    SearchReceiptOut,
     SearchResultOut,
     WaitingOut,
 )
@@ -26,7 +27,7 @@ from faceledger.http.deps import Caller, Core, need
 from faceledger.http.ids import Id
 from faceledger.http.media import image_response
 from faceledger.http.uploads import read_capped
-from faceledger.search import face_access, results, review_queue
+from faceledger.search import face_access, receipts, results, review_queue
 from faceledger.search import service as search
 from faceledger.search.service import SearchRequest
 
@@ -91,6 +92,15 @@ def get_search(search_id: Id, core: Core, caller: Reader) -> dict[str, Any]:
     """A search as stored; opening someone else's is ledgered. An erased candidate keeps only
     its rank, face id, score, band marks and review."""
     return results.search_detail(core, caller.principal, search_id)
+
+
+@router.get("/searches/{search_id}/receipt", response_model=SearchReceiptOut)
+def get_receipt(search_id: Id, core: Core, caller: Reader) -> dict[str, Any]:
+    """The search's ledger receipt, rebuilt now: once a signed checkpoint covers its entry, the
+    receipt carries that checkpoint and a proof against its size (before: `checkpoint_due`).
+    Who may read the search may read its receipt; opening someone else's is ledgered. Check it
+    with `faceledger ledger check-receipt FILE --key VKEY`."""
+    return receipts.search_receipt(core, caller.principal, search_id)
 
 
 @router.get("/searches/{search_id}/probe", response_class=Response)

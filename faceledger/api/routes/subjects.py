@@ -57,6 +57,13 @@ class ErasedOut(BaseModel):
     faces: int
 
 
+class LogKeyShown(BaseModel):
+    origin: str
+    vkey: str = Field(description="C2SP note verifier key: check the proofs' checkpoints with "
+                      "it (compare it with the key the operator publishes)")
+    key_id: str
+
+
 class AccessRow(BaseModel):
     search_id: int
     date: str = Field(description="when the search started (ISO 8601)")
@@ -65,6 +72,13 @@ class AccessRow(BaseModel):
     unit: str
     matched_as: list[str] = Field(description="probe and/or result")
     outcome: str | None
+    ledger_seq: int | None = Field(None, description="the search's ledger entry")
+    proof: dict[str, Any] | None = Field(None, description=(
+        "the entry's receipt (as GET /api/v1/ledger/proof/inclusion, plus `payload`: search_id, "
+        "purpose, offence and started_at disclosed, every other field as a digest): check it "
+        "offline with `faceledger ledger check-receipt FILE --key VKEY`"))
+    proof_problem: str | None = Field(None, description="why there is no proof, if none")
+    log_key: LogKeyShown | None = Field(None, description="the log's key (None: no key yet)")
 
 
 async def _photo(core: Core, photo: UploadFile) -> bytes:
@@ -126,6 +140,7 @@ def erase(body: EraseIn, core: Core, caller: SubjectAdmin) -> dict[str, Any]:
 @router.post("/subjects/access", response_model=list[AccessRow])
 async def access(core: Core, caller: SubjectAdmin, photo: Annotated[UploadFile, File()],
                  face: FaceField = None) -> list[dict[str, Any]]:
-    """Who searched for this face? (date, purpose, unit, outcome)."""
+    """Who searched for this face? (date, purpose, unit, outcome), each search with its ledger
+    proof and the log key, to be checked without trusting the operator."""
     data = await _photo(core, photo)
     return await run_in_threadpool(subjects.access, core, caller.principal, data, face)

@@ -1,0 +1,187 @@
+"""The ledger's Merkle tree in SQL (faceledger/governance/tree.py), kept by ledger.append in the
+same transaction, on a real SQLite data home; and migration 0003 building it for an old home."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import delete, func, select, update
+
+from faceledger.core import Faceledger
+from faceledger.db.engine import MIGRATIONS, head_revision
+from faceledger.db.schema import LedgerEntry, LedgerTree
+from faceledger.errors import LedgerIntegrityError
+from faceledger.governance import ledger, merkle, tree
+from tests.conftest import World, make_settings
+
+
+def _fill(world: World, n: int) -> None:
+    with world.app.db.write() as s:
+        for i in range(n):
+            ledger.append(s, "test.event", {"i": i}, actor="tester", case_ref=f"C{i % 3}")
+
+
+def _reference_leaves(world: World) -> list[bytes]:
+    """Leaves recomputed from the ledger rows alone (the chain hash's preimage)."""
+    with world.app.db.read() as s:
+        rows = s.execute(select(LedgerEntry).order_by(LedgerEntry.seq)).scalars().all()
+        return [merkle.leaf_hash(ledger.entry_preimage(e.seq, e.ts, e.kind, e.actor, e.case_ref,
+                                                       e.payload_digest, e.prev_hash))
+                for e in rows]
+
+
+def test_appends_keep_the_tree_root_equal_to_the_reference(world: World) -> None:
+    for batch in (1, 2, 5, 13, 17):  # several transactions, sizes crossing powers of two
+        _fill(world, batch)
+        leaves = _reference_leaves(world)
+        with world.app.db.read() as s:
+            n = tree.stored_size(s)
+            assert n == len(leaves)
+            assert tree.root(s, n) == merkle.root_from_leaves(leaves)
+            assert tree.frontier(s, n).root() == merkle.root_from_leaves(leaves)
+            rows = s.execute(select(func.count()).select_from(LedgerTree)).scalar_one()
+            assert rows == 2 * n - n.bit_count()  # exactly every complete aligned subtree
+            for m in (1, n // 2, n - 1):
+                assert tree.root(s, m) == merkle.root_from_leaves(leaves[:m])
+
+
+def test_chain_hash_is_sha256_of_the_leaf_preimage(world: World) -> None:
+    _fill(world, 3)
+    with world.app.db.read() as s:
+        for e in s.execute(select(LedgerEntry)).scalars():
+            fields = tree.leaf_fields(e)
+            assert ledger.sha256_hex(tree.leaf_bytes(fields).decode()) == e.hash
+            assert tree.leaf_for(e) == merkle.leaf_hash(tree.leaf_bytes(fields))
+
+
+def test_proofs_from_sql_verify(world: World) -> None:
+    _fill(world, 23)
+    leaves = _reference_leaves(world)
+    n = len(leaves)
+    roots = [merkle.root_from_leaves(leaves[:m]) for m in range(n + 1)]
+    with world.app.db.read() as s:
+        for size in (1, 7, 16, n):
+            for i in range(size):
+                path = tree.inclusion_proof(s, i, size)
+                assert merkle.verify_inclusion(leaves[i], i, size, path, roots[size])
+                assert not merkle.verify_inclusion(leaves[i], i, size, path, roots[size - 1])
+        for m in range(n + 1):
+            for size in (m, (m + n) // 2, n):
+                proof = tree.consistency_proof(s, m, size)
+                assert merkle.verify_consistency(m, size, roots[m], roots[size], proof), (m, size)
+
+
+def test_a_rolled_back_append_leaves_no_node(world: World) -> None:
+    with world.app.db.read() as s:
+        before = tree.stored_size(s)
+    with pytest.raises(RuntimeError), world.app.db.write() as s:
+        ledger.append(s, "test.event", {"x": 1})
+        raise RuntimeError("the action failed")
+    with world.app.db.read() as s:
+        assert tree.stored_size(s) == before
+    _fill(world, 1)  # and the next append still finds what it needs
+    assert _verify(world).ok
+
+
+def _verify(world: World) -> ledger.VerifyReport:
+    with world.app.db.read() as s:
+        return ledger.verify(s)
+
+
+def test_a_missing_node_is_a_clear_error(world: World) -> None:
+    _fill(world, 10)
+    with world.app.db.read() as s:
+        n = tree.stored_size(s)
+    top = max(merkle.subtrees(0, n))  # the biggest node of the head
+    with world.app.db.write() as s:
+        s.execute(delete(LedgerTree).where(LedgerTree.level == top[0], LedgerTree.idx == top[1]))
+    with world.app.db.read() as s, pytest.raises(LedgerIntegrityError, match="lacks nodes"):
+        tree.root(s, n)
+    with world.app.db.write() as s:
+        s.execute(delete(LedgerTree).where(LedgerTree.level == 0, LedgerTree.idx == 0))
+    with world.app.db.read() as s, pytest.raises(LedgerIntegrityError, match="lacks nodes"):
+        tree.inclusion_proof(s, 1, n)  # leaf 1's path starts with leaf 0
+    with world.app.db.write() as s:  # a lost left sibling stops the next append that needs it
+        s.execute(delete(LedgerTree).where(LedgerTree.level == 0))
+    with pytest.raises(LedgerIntegrityError, match="cannot add entry"), world.app.db.write() as s:
+        ledger.append(s, "test.event", {"x": 1})
+
+
+def test_verify_names_an_altered_or_missing_leaf(world: World) -> None:
+    _fill(world, 8)
+    assert _verify(world).ok
+    target = 5
+    with world.app.db.write() as s:
+        s.execute(update(LedgerTree).where(LedgerTree.level == 0, LedgerTree.idx == target - 1)
+                  .values(hash=b"\x00" * 32))
+    report = _verify(world)
+    assert not report.ok and report.first_bad_seq == target
+    assert report.reason == f"entry {target}: Merkle leaf does not match the entry"
+    with world.app.db.write() as s:
+        s.execute(delete(LedgerTree).where(LedgerTree.level == 0, LedgerTree.idx == target))
+    report = _verify(world)
+    assert not report.ok and report.first_bad_seq == target  # still the first one
+    with world.app.db.write() as s:
+        assert tree.rebuild(s, batch=3) == tree.stored_size(s)
+    assert _verify(world).ok
+
+
+def test_rebuild_reproduces_the_appended_tree_and_redaction_keeps_leaves(world: World) -> None:
+    _fill(world, 12)
+    with world.app.db.write() as s:
+        seq = ledger.append(s, "test.event", {"secret": "x", "kept": 1}).seq
+    with world.app.db.write() as s:
+        ledger.redact(s, seq, ["secret"], "test", actor="tester")
+    assert _verify(world).ok
+    with world.app.db.read() as s:
+        n = tree.stored_size(s)
+        before = dict(((lv, ix), h) for lv, ix, h in s.execute(
+            select(LedgerTree.level, LedgerTree.idx, LedgerTree.hash)))
+    with world.app.db.write() as s:
+        assert tree.rebuild(s, batch=4) == n
+    with world.app.db.read() as s:
+        after = dict(((lv, ix), h) for lv, ix, h in s.execute(
+            select(LedgerTree.level, LedgerTree.idx, LedgerTree.hash)))
+    assert after == before
+    assert tree.root(s, n) == merkle.root_from_leaves(_reference_leaves(world))
+
+
+def _downgrade(app: Faceledger, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with app.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def _ledger_rows(db: sqlite3.Connection) -> list[tuple[object, ...]]:
+    return db.execute("SELECT * FROM ledger ORDER BY seq").fetchall()
+
+
+def test_migration_0003_builds_the_tree_for_an_existing_home(world: World) -> None:
+    _fill(world, 37)
+    home = world.app.settings.home
+    _downgrade(world.app, "0002")  # as a data home made before the tree
+    world.app.close()
+    db = sqlite3.connect(home / "faceledger.db")
+    assert ("ledger_tree",) not in db.execute("SELECT name FROM sqlite_master").fetchall()
+    rows_before = _ledger_rows(db)
+    db.close()
+    leaves = [merkle.leaf_hash(ledger.entry_preimage(*r[:5], r[6], r[7])) for r in rows_before]
+    assert len(leaves) >= 37
+    again = Faceledger(make_settings(home))
+    try:
+        again.db.require_initialised()
+        assert again.db.schema_revision() == head_revision()
+        with again.db.read() as s:
+            assert tree.stored_size(s) == len(leaves)
+            assert tree.root(s, len(leaves)) == merkle.root_from_leaves(leaves)
+            assert ledger.verify(s).ok
+        db = sqlite3.connect(home / "faceledger.db")
+        assert _ledger_rows(db) == rows_before  # byte-identical: no ledger row changed
+        db.close()
+    finally:
+        again.close()
