@@ -6,6 +6,8 @@ import sqlite3
 
 from faceledger.core import Faceledger
 from faceledger.db.engine import head_revision
+from faceledger.db.schema import LedgerHead
+from faceledger.governance import tree
 from tests.conftest import World, make_settings
 
 
@@ -13,16 +15,23 @@ def test_an_older_data_home_is_upgraded_when_opened(world: World) -> None:
     home = world.app.settings.home
     world.app.close()
     db = sqlite3.connect(home / "faceledger.db")
-    db.execute("DROP TABLE signin_throttle")  # as a data home from before migration 0002
+    # as a data home from before migration 0002 (so before 0003 and 0004 too)
+    for table in ("ledger_cosignatures", "ledger_checkpoints", "ledger_tree", "signin_throttle"):
+        db.execute(f"DROP TABLE {table}")
     db.execute("UPDATE alembic_version SET version_num = '0001'")
     db.commit()
     db.close()
     again = Faceledger(make_settings(home))
     try:
         again.db.require_initialised()
-        assert again.db.schema_revision() == head_revision() == "0002"
+        assert again.db.schema_revision() == head_revision() == "0004"
         tables = sqlite3.connect(home / "faceledger.db").execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        assert ("signin_throttle",) in tables
+        for table in ("signin_throttle", "ledger_tree", "ledger_checkpoints",
+                      "ledger_cosignatures"):
+            assert (table,) in tables
+        with again.db.read() as s:  # the tree was built over the entries already there
+            head = s.get(LedgerHead, 1)
+            assert head is not None and tree.stored_size(s) == head.seq > 0
     finally:
         again.close()

@@ -38,7 +38,7 @@ def ledger_verify(
     if as_json:
         emit_json(out)
     elif report.ok:
-        typer.echo(f"OK ({out['mode']}): {out['entries']} entries walked, head "
+        typer.echo(f"OK: {out['entries']} entries walked ({out['mode']}), head "
                    f"{out['head_seq']} {out['head_hash']}\nMerkle root at {out['tree_size']}: "
                    f"{out['root_hash']}; checkpoints proven: {len(out['checkpoints_checked'])}")
         for label in out["checkpoints_checked"][-5:]:

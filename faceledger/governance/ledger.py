@@ -49,14 +49,26 @@ def entry_preimage(
     seq: int, ts: str, kind: str, actor: str | None, case_ref: str | None,
     payload_digest: str, prev_hash: str,
 ) -> bytes:
-    """The exact bytes an entry's chain hash covers (canonical JSON, UTF-8); also the data of
-    its Merkle leaf (``tree``)."""
+    """The exact bytes an entry's chain hash covers (canonical JSON, UTF-8)."""
     return canonical_json(
         {
             "seq": seq, "ts": ts, "kind": kind, "actor": actor, "case": case_ref,
             "payload_digest": payload_digest, "prev": prev_hash,
         }
     ).encode("utf-8")
+
+
+def leaf_data(
+    seq: int, ts: str, kind: str, actor: str | None, case_ref: str | None,
+    payload_digest: str, prev_hash: str,
+) -> bytes:
+    """The data of an entry's Merkle leaf (``tree``): the chain preimage's fields with the
+    actor and the case as digests (SHA-256 of their canonical JSON), so a receipt can prove an
+    entry to someone who may not learn who searched or for which case (a subject, a lawyer)."""
+    return canonical_json({
+        "seq": seq, "ts": ts, "kind": kind, "actor_digest": sha256_hex(canonical_json(actor)),
+        "case_digest": sha256_hex(canonical_json(case_ref)), "payload_digest": payload_digest,
+        "prev": prev_hash}).encode("utf-8")
 
 
 def entry_hash(
@@ -95,7 +107,8 @@ def append(
     digest = payload_digest(payload)
     preimage = entry_preimage(seq, ts, kind, actor, case_ref, digest, head.hash)
     h = hashlib.sha256(preimage).hexdigest()
-    tree.append_leaf(session, seq - 1, preimage)
+    tree.append_leaf(session, seq - 1,
+                     leaf_data(seq, ts, kind, actor, case_ref, digest, head.hash))
     entry = LedgerEntry(
         seq=seq, ts=ts, kind=kind, actor=actor, case_ref=case_ref, payload=body,
         payload_digest=digest, prev_hash=head.hash, hash=h,
@@ -198,7 +211,8 @@ def _check(e: LedgerEntry, expected_seq: int, prev_hash: str,
     stored = leaves.get(e.seq - 1)
     if stored is None:
         return None, f"entry {e.seq}: its Merkle leaf is missing from the tree"
-    if stored != merkle.leaf_hash(preimage):
+    if stored != merkle.leaf_hash(leaf_data(e.seq, e.ts, e.kind, e.actor, e.case_ref,
+                                            e.payload_digest, e.prev_hash)):
         return None, f"entry {e.seq}: Merkle leaf does not match the entry"
     return None, None
 

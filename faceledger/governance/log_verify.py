@@ -45,6 +45,9 @@ class SignedSize:
 
 @dataclass
 class LogReport:
+    """``ledger.VerifyReport``'s fields (the chain walk; its problem first), plus the Merkle
+    log's: the mode, the tree size and recomputed root, the checkpoints proven."""
+
     chain: ledger.VerifyReport
     mode: str  # "full" or "incremental"
     from_size: int
@@ -52,21 +55,42 @@ class LogReport:
     root_hash: str = ""
     checkpoints_checked: list[str] = field(default_factory=list)
     problem: str | None = None
-    first_bad_seq: int | None = None
+    problem_seq: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.chain.ok and self.problem is None
 
+    @property
+    def reason(self) -> str | None:
+        return self.chain.reason if not self.chain.ok else self.problem
+
+    @property
+    def first_bad_seq(self) -> int | None:
+        return self.chain.first_bad_seq if not self.chain.ok else self.problem_seq
+
+    @property
+    def entries(self) -> int:
+        return self.chain.entries
+
+    @property
+    def head_seq(self) -> int:
+        return self.chain.head_seq
+
+    @property
+    def head_hash(self) -> str:
+        return self.chain.head_hash
+
+    @property
+    def record_problems(self) -> tuple[str, ...]:
+        return self.chain.record_problems
+
     def as_dict(self) -> dict[str, Any]:
         out = self.chain.as_dict()
-        out.update({"ok": self.ok, "mode": self.mode, "from_size": self.from_size,
+        out.update({"ok": self.ok, "reason": self.reason, "first_bad_seq": self.first_bad_seq,
+                    "mode": self.mode, "from_size": self.from_size,
                     "tree_size": self.tree_size, "root_hash": self.root_hash,
                     "checkpoints_checked": self.checkpoints_checked})
-        if self.problem is not None:
-            out["reason"] = self.problem if self.chain.ok else out["reason"]
-            out["first_bad_seq"] = (self.first_bad_seq if self.chain.ok
-                                    else out["first_bad_seq"])
         return out
 
 
@@ -235,7 +259,7 @@ def verify_log(app: Faceledger, principal: Principal, *, checkpoint: str | None 
             report = LogReport(chain, "incremental" if start else "full", start)
             proven = _check_log(s, report, verifier, checkpoint, front, n)
         except _Bad as bad:
-            report.problem, report.first_bad_seq = bad.message, bad.seq
+            report.problem, report.problem_seq = bad.message, bad.seq
     if report.ok and proven:
         with app.db.write() as s:
             s.execute(update(LedgerCheckpoint).where(LedgerCheckpoint.id.in_(proven))

@@ -1,14 +1,15 @@
 """The ledger's RFC 9162 Merkle tree in SQL (table ``ledger_tree``): every complete aligned
 subtree of the entries' leaves, about 2n rows, kept in the same transaction as each append.
 
-Leaf ``i`` is entry ``i + 1``; its data is the entry's hash preimage (``ledger.entry_preimage``),
-so the chain hash is ``sha256(preimage)`` and the leaf hash ``sha256(0x00 || preimage)``. A
-redaction keeps ``payload_digest``, so leaves survive it. Proofs and heads read every node they
+Leaf ``i`` is entry ``i + 1``; its data (``ledger.leaf_data``) is the chain preimage's fields
+with the actor and case as digests, and the leaf hash ``sha256(0x00 || data)``. A redaction
+keeps ``payload_digest``, so leaves survive it. Proofs and heads read every node they
 need in one query (``merkle``'s fetch-once design).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import cache
 from typing import Any, cast
@@ -22,20 +23,22 @@ from faceledger.governance import ledger, merkle
 
 Key = merkle.Key
 _T = cast(Table, LedgerTree.__table__)
-LEAF_FIELDS = ("seq", "ts", "kind", "actor", "case", "payload_digest", "prev")
+LEAF_FIELDS: tuple[str, ...] = ("seq", "ts", "kind", "actor_digest", "case_digest",
+                                 "payload_digest", "prev")  # = ledger.leaf_data's keys
 
 
 def leaf_fields(entry: LedgerEntry) -> dict[str, Any]:
-    """The fields a stored entry's leaf (and chain hash) covers, as ``entry_preimage`` names
-    them: seq, ts, kind, actor, case, payload_digest, prev."""
-    return {"seq": entry.seq, "ts": entry.ts, "kind": entry.kind, "actor": entry.actor,
-            "case": entry.case_ref, "payload_digest": entry.payload_digest,
-            "prev": entry.prev_hash}
+    """What a stored entry's leaf covers (``ledger.leaf_data``), as a dict: seq, ts, kind,
+    actor_digest, case_digest, payload_digest, prev."""
+    fields: dict[str, Any] = json.loads(ledger.leaf_data(
+        entry.seq, entry.ts, entry.kind, entry.actor, entry.case_ref, entry.payload_digest,
+        entry.prev_hash))
+    return fields
 
 
 def leaf_bytes(fields: dict[str, Any]) -> bytes:
-    """The leaf data (the entry's hash preimage) from ``leaf_fields``; KeyError if one lacks."""
-    return ledger.entry_preimage(*(fields[k] for k in LEAF_FIELDS))
+    """The leaf data from ``leaf_fields`` (KeyError if one lacks)."""
+    return ledger.canonical_json({k: fields[k] for k in LEAF_FIELDS}).encode("utf-8")
 
 
 def leaf_for(entry: LedgerEntry) -> bytes:
@@ -186,9 +189,9 @@ def rebuild(db: Session | Connection, batch: int = 10_000) -> int:
         for r in rows:
             if r.seq != f.size + 1:
                 break
-            preimage = ledger.entry_preimage(r.seq, r.ts, r.kind, r.actor, r.case_ref,
-                                             r.payload_digest, r.prev_hash)
-            nodes += f.append(merkle.leaf_hash(preimage))
+            data = ledger.leaf_data(r.seq, r.ts, r.kind, r.actor, r.case_ref,
+                                    r.payload_digest, r.prev_hash)
+            nodes += f.append(merkle.leaf_hash(data))
         if nodes:
             _run(_conn(db), _INSERT, nodes)
         if len(rows) < batch or f.size != rows[-1].seq:

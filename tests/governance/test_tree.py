@@ -25,11 +25,11 @@ def _fill(world: World, n: int) -> None:
 
 
 def _reference_leaves(world: World) -> list[bytes]:
-    """Leaves recomputed from the ledger rows alone (the chain hash's preimage)."""
+    """Leaves recomputed from the ledger rows alone (``ledger.leaf_data``)."""
     with world.app.db.read() as s:
         rows = s.execute(select(LedgerEntry).order_by(LedgerEntry.seq)).scalars().all()
-        return [merkle.leaf_hash(ledger.entry_preimage(e.seq, e.ts, e.kind, e.actor, e.case_ref,
-                                                       e.payload_digest, e.prev_hash))
+        return [merkle.leaf_hash(ledger.leaf_data(e.seq, e.ts, e.kind, e.actor, e.case_ref,
+                                                  e.payload_digest, e.prev_hash))
                 for e in rows]
 
 
@@ -48,13 +48,20 @@ def test_appends_keep_the_tree_root_equal_to_the_reference(world: World) -> None
                 assert tree.root(s, m) == merkle.root_from_leaves(leaves[:m])
 
 
-def test_chain_hash_is_sha256_of_the_leaf_preimage(world: World) -> None:
+def test_leaf_fields_hide_actor_and_case_but_bind_them(world: World) -> None:
     _fill(world, 3)
     with world.app.db.read() as s:
         for e in s.execute(select(LedgerEntry)).scalars():
             fields = tree.leaf_fields(e)
-            assert ledger.sha256_hex(tree.leaf_bytes(fields).decode()) == e.hash
+            assert set(fields) == set(tree.LEAF_FIELDS)
+            assert "actor" not in fields and "case" not in fields
+            assert fields["actor_digest"] == ledger.sha256_hex(ledger.canonical_json(e.actor))
+            assert fields["case_digest"] == ledger.sha256_hex(ledger.canonical_json(e.case_ref))
+            assert (fields["seq"], fields["prev"], fields["payload_digest"]) == (
+                e.seq, e.prev_hash, e.payload_digest)
             assert tree.leaf_for(e) == merkle.leaf_hash(tree.leaf_bytes(fields))
+            other = dict(fields, actor_digest=ledger.sha256_hex(ledger.canonical_json("mallory")))
+            assert merkle.leaf_hash(tree.leaf_bytes(other)) != tree.leaf_for(e)
 
 
 def test_proofs_from_sql_verify(world: World) -> None:
@@ -170,7 +177,7 @@ def test_migration_0003_builds_the_tree_for_an_existing_home(world: World) -> No
     assert ("ledger_tree",) not in db.execute("SELECT name FROM sqlite_master").fetchall()
     rows_before = _ledger_rows(db)
     db.close()
-    leaves = [merkle.leaf_hash(ledger.entry_preimage(*r[:5], r[6], r[7])) for r in rows_before]
+    leaves = [merkle.leaf_hash(ledger.leaf_data(*r[:5], r[6], r[7])) for r in rows_before]
     assert len(leaves) >= 37
     again = Faceledger(make_settings(home))
     try:

@@ -75,10 +75,8 @@ def test_each_listed_search_carries_a_proof_that_checks_with_the_log_key(gallery
     assert any("does not verify" in p for p in proofs.check_receipt(proof, other))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 13: a proof's leaf is the entry's hash preimage, which holds the actor and case in "
-    "clear (tree.leaf_fields); lead to decide"))
 def test_no_part_of_a_proof_names_the_user_or_case(gallery: World) -> None:
+    """The leaf carries the actor and case as digests, the payload only the shown fields."""
     run_search(gallery.app, gallery.investigator, encode(astronaut_face()), REQ)
     row = subjects.access(gallery.app, gallery.admin, ASTRO)[0]
     text = json.dumps(row["proof"])

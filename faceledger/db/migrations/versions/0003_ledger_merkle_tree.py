@@ -29,7 +29,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('level', 'idx')
     )
     # Build the tree for the entries already there: read in seq order, in batches, leaves from
-    # the same preimage the chain hash covers; no ledger row is changed.
+    # the entries' fields (ledger.leaf_data); no ledger row is changed.
     from faceledger.governance import tree
 
     built = tree.rebuild(op.get_bind())
