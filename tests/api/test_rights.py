@@ -117,7 +117,9 @@ def test_governance_endpoints_are_typed_and_keep_their_json(live_server: LiveSer
         assert c.get("/api/v1/policy").json() == describe(load_policy(None).policy)
         verify = c.get("/api/v1/ledger/verify").json()
         assert set(verify) == {"ok", "entries", "head_seq", "head_hash", "first_bad_seq",
-                               "reason", "record_problems"} and verify["ok"] is True
+                               "reason", "record_problems", "mode", "tree_size", "root_hash",
+                               "from_size", "checkpoints_checked"} and verify["ok"] is True
+        assert verify["mode"] == "full" and verify["tree_size"] == verify["head_seq"]
         assert verify["record_problems"] == []  # records cross-checked against the ledger
         assert c.post("/api/v1/retention/run").status_code == 403
     with live_server.client("root") as c:

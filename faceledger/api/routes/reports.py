@@ -38,6 +38,9 @@ class OversightReportOut(BaseModel):
     approvals: Any
     flags: list[dict[str, Any]] = Field(description="misuse flags, each with its evidence")
     searches: list[dict[str, Any]]
+    transparency_log: dict[str, Any] | None = Field(None, description=(
+        "the ledger's public key, latest signed checkpoint, witnesses (when each last "
+        "co-signed) and warnings (no witness, a witness silent for over a day)"))
 
 
 REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
