@@ -161,15 +161,42 @@ def _bar(score: float, bands: dict[str, Any], width: int = 20) -> str:
     return "[" + "".join(chars) + "]"
 
 
-def models() -> None:
+models_app = typer.Typer(help="Face model backends.", invoke_without_command=True)
+
+
+@models_app.callback()
+def models(ctx: typer.Context) -> None:
     """List the face model backends and their capabilities."""
+    if ctx.invoked_subcommand is not None:
+        return
     from faceledger.faces.models import available_models
 
     emit_json({k: asdict(v) for k, v in available_models().items()})
 
 
+@models_app.command("prepare")
+def models_prepare(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Build dlib's ResNet as an ONNX graph in <home>/models (done at first use otherwise) and
+    check its descriptors against dlib-bin's."""
+    from faceledger.faces.models.onnx_resnet import prepare_report
+    from faceledger.settings import get_settings
+
+    report = prepare_report(get_settings().home.resolve() / "models")
+    if as_json:
+        emit_json(report)
+        return
+    agree = report["agreement"]
+    typer.echo(f"{report['path']}\n  {report['bytes']:,} bytes, sha256 {report['sha256']}\n"
+               f"  built from {report['source']} (sha256 {report['source_sha256'][:16]}...)\n"
+               f"  providers: {', '.join(report['providers'])}\n"
+               f"  against dlib on {agree['chips']} test chips: max abs diff "
+               f"{agree['max_abs_diff']:.2e}, min cosine {agree['min_cosine']:.8f}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("search")(search)
-    app.command("models")(models)
+    app.add_typer(models_app, name="models")
     searches.command("receipt")(receipt)
     app.add_typer(searches, name="searches")

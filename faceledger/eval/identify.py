@@ -21,10 +21,12 @@ rank <= 50 with no threshold (FNIR = 1 - CMC(50)).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from faceledger.errors import ValidationError
 from faceledger.eval import metrics
@@ -63,6 +65,8 @@ class SizeResult:
     protocol: Protocol
     threshold: float | None = None
     threshold_source: str = ""
+    extra: dict[str, int] = field(default_factory=dict)  # failures, identical pairs, ...
+    without_identical: SizeResult | None = None  # the figures with identical probes left out
 
     def as_dict(self) -> dict[str, Any]:
         p, m, n = self.protocol, self.mated, self.nonmated
@@ -88,6 +92,7 @@ class SizeResult:
             "investigation": {"rank": p.max_rank,
                               "fnir": metrics.fnir(m.mate_score, m.mate_rank, -np.inf, p.max_rank),
                               "mate_in_top": float(self.cmc[-1])},
+            **self.extra,
         }
         if self.threshold is not None:
             d["operating_threshold"] = {
@@ -96,7 +101,43 @@ class SizeResult:
                 "fnir": metrics.fnir(m.mate_score, m.mate_rank, self.threshold),
                 f"fnir_rank{p.candidates}": metrics.fnir(m.mate_score, m.mate_rank,
                                                          self.threshold, p.candidates)}
+        if self.without_identical is not None:
+            w = self.without_identical.as_dict()
+            d["without_identical_pairs"] = {k: w[k] for k in (
+                "mated_searches", "nonmated_searches", "rank1", "rank5", "fnir_at_fpir",
+                "operating_threshold") if k in w}
         return d
+
+    def lines(self, max_rank: int) -> list[str]:
+        d, x = self.as_dict(), self.extra
+        failed = x.get("enrolment_failures", 0)
+        size = f"{d['gallery']}" + (f" ({self.gallery:,} faces enrolled, {failed} failed to "
+                                    "enrol)" if failed else "")
+        from_d = x.get("nonmated_from_distractors", 0)
+        out = [f"gallery {size}: {d['mated_searches']} mated / {d['nonmated_searches']} non-mated "
+               "searches" + (f" ({from_d:,} of them distractors)" if from_d else "")
+               + f"; rank-1 {100 * d['rank1']:.2f}%, rank-5 {100 * d['rank5']:.2f}%; mate in top "
+               f"{max_rank} {100 * d['investigation']['mate_in_top']:.2f}%"]
+        if x.get("mated_probes_no_face"):
+            out.append(f"    {x['mated_probes_no_face']} mated probe images with no face "
+                       "counted as misses")
+        for t, v in d["fnir_at_fpir"].items():
+            warn = "" if v["supported"] else f"  [weak: {v['note']}]"
+            out.append(f"    FNIR {100 * v['fnir']:.2f}% at FPIR {t} (threshold "
+                       f"{v['threshold']:.4f}, actual FPIR {v['fpir']:.4g}){warn}")
+        if "operating_threshold" in d:
+            o = d["operating_threshold"]
+            fp = "n/a" if o["fpir"] is None else f"{o['fpir']:.4g}"
+            out.append(f"    at the operating threshold {o['threshold']:.4f} ({o['source']}):"
+                       f" FPIR {fp}, FNIR {100 * o['fnir']:.2f}%")
+        if "without_identical_pairs" in d:
+            w = d["without_identical_pairs"]
+            out.append(f"    {x['identical_pairs']} probes byte-identical to a gallery image "
+                       f"(SHA-256): without them rank-1 {100 * w['rank1']:.2f}% over "
+                       f"{w['mated_searches']} mated searches"
+                       + "".join(f", FNIR {100 * v['fnir']:.2f}% at FPIR {t}"
+                                 for t, v in w["fnir_at_fpir"].items()))
+        return out
 
 
 @dataclass
@@ -106,11 +147,20 @@ class IdentifyReport:
     protocol: Protocol
     counts: dict[str, int]
     sizes: list[SizeResult] = field(default_factory=list)
+    all_images: IdentifyReport | None = None  # images with no face counted as failures
+    distractors: dict[str, Any] | None = None  # what --distractors added, and what it left out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "model_id": self.model_id,
-                "protocol": self.protocol.describe(), "counts": self.counts,
-                "galleries": [s.as_dict() for s in self.sizes]}
+        d: dict[str, Any] = {
+            "dataset": self.dataset, "model_id": self.model_id, "figures": "faces detected only",
+            "protocol": self.protocol.describe() + (DISTRACTOR_RULE if self.distractors else ""),
+            "counts": self.counts, "galleries": [s.as_dict() for s in self.sizes],
+            "distractors": self.distractors}
+        if self.all_images is not None:
+            a = self.all_images
+            d["all_images"] = {"figures": "all images", "rule": ALL_IMAGES_RULE,
+                               "counts": a.counts, "galleries": [s.as_dict() for s in a.sizes]}
+        return d
 
     def lines(self) -> list[str]:
         c = self.counts
@@ -118,22 +168,35 @@ class IdentifyReport:
                f"({c['enrolled_identities']} enrolled, {c['unenrolled_identities']} unenrolled, "
                f"{c['distractors']} single-image distractors); model {self.model_id}",
                f"protocol: {self.protocol.describe()}"]
+        if self.distractors:
+            out.append(distractor_line(self.distractors))
+        out.append("figures on faces detected only:")
         for s in self.sizes:
-            d = s.as_dict()
-            out.append(f"gallery {d['gallery']}: {d['mated_searches']} mated / "
-                       f"{d['nonmated_searches']} non-mated searches; rank-1 "
-                       f"{100 * d['rank1']:.2f}%, rank-5 {100 * d['rank5']:.2f}%; mate in top "
-                       f"{self.protocol.max_rank} {100 * d['investigation']['mate_in_top']:.2f}%")
-            for t, v in d["fnir_at_fpir"].items():
-                warn = "" if v["supported"] else f"  [weak: {v['note']}]"
-                out.append(f"    FNIR {100 * v['fnir']:.2f}% at FPIR {t} (threshold "
-                           f"{v['threshold']:.4f}, actual FPIR {v['fpir']:.4g}){warn}")
-            if "operating_threshold" in d:
-                o = d["operating_threshold"]
-                fp = "n/a" if o["fpir"] is None else f"{o['fpir']:.4g}"
-                out.append(f"    at the operating threshold {o['threshold']:.4f} ({o['source']}):"
-                           f" FPIR {fp}, FNIR {100 * o['fnir']:.2f}%")
+            out += s.lines(self.protocol.max_rank)
+        if self.all_images is not None:
+            a = self.all_images.counts
+            out.append(f"figures on all images ({ALL_IMAGES_RULE}): {a['images_no_face']} of "
+                       f"{a['images']} images had no detected face")
+            for s in self.all_images.sizes:
+                out += s.lines(self.protocol.max_rank)
         return out
+
+
+DISTRACTOR_RULE = ("; every face of the --distractors folder joins every gallery as a non-mate "
+                   "(after the dataset's own single-image identities) and is also searched as a "
+                   "non-mated probe against the gallery without its own identity's faces")
+ALL_IMAGES_RULE = ("a mated probe with no detected face is a miss, a gallery image with none is a "
+                   "failure to enrol (its identity's probes are then misses), a non-mated probe "
+                   "with none returns no candidate")
+
+
+def distractor_line(d: dict[str, Any]) -> str:
+    kind = ("labelled by sub-folder: " + (f"{d['excluded_identities']} identities named like a "
+            f"dataset identity left out ({d['excluded_images']} images)")
+            if d["labelled"] else "unlabelled: one identity per image")
+    return (f"distractors: {d['faces']:,} faces from {d['path']} ({kind}; {d['images']:,} images "
+            f"embedded, {d['no_face']} without a face, {d['identical_to_dataset']} byte-identical "
+            f"to a dataset image and {d['duplicates']} duplicate files left out)")
 
 
 def split(es: EmbedSet, protocol: Protocol) -> dict[str, Any]:
@@ -161,38 +224,133 @@ def split(es: EmbedSet, protocol: Protocol) -> dict[str, Any]:
     }
 
 
-def evaluate_identification(es: EmbedSet, protocol: Protocol, *, dataset: str = "",
-                            threshold: float | None = None,
-                            threshold_source: str = "") -> IdentifyReport:
-    parts = split(es, protocol)
+@dataclass(frozen=True)
+class _Pool:
+    """What is searched: the dataset's rows, then the external distractors' rows (``ext``)."""
+
+    vectors: npt.NDArray[np.float32]
+    codes: metrics.Ints
+    face: metrics.Bools  # False: no detected face (never searched, never enrolled)
+    ext: metrics.Ints
+    digests: npt.NDArray[np.str_]  # SHA-256 of each dataset row's file ("" = unknown)
+
+
+def _pool(es: EmbedSet, distractors: EmbedSet | None, has_face: metrics.Bools | None,
+          digests: Sequence[str] | None) -> _Pool:
+    n = len(es.paths)
     codes = np.unique(es.identities, return_inverse=True)[1].astype(np.int64)
-    v = es.vectors
-    n_e, n_d = len(parts["enrolled"]), len(parts["distractors"])
+    face = np.ones(n, dtype=bool) if has_face is None else np.asarray(has_face, dtype=bool)
+    dig = np.array(list(digests) if digests is not None else [""] * n, dtype=str)
+    if distractors is None or not distractors.paths:
+        return _Pool(es.vectors, codes, face, np.zeros(0, dtype=np.int64), dig)
+    m = len(distractors.paths)
+    dcodes = np.unique(distractors.identities, return_inverse=True)[1].astype(np.int64)
+    return _Pool(np.concatenate([es.vectors, distractors.vectors]),
+                 np.concatenate([codes, dcodes + codes.max(initial=-1) + 1]),
+                 np.concatenate([face, np.ones(m, dtype=bool)]),
+                 np.arange(n, n + m, dtype=np.int64), dig)
+
+
+def _spread(st: metrics.SearchStats, f: metrics.Bools) -> metrics.SearchStats:
+    """Stats of every probe: those with no face (``~f``) found nothing."""
+    top1, mate = np.full(f.size, -np.inf), np.full(f.size, -np.inf)
+    rank = np.zeros(f.size, dtype=np.int64)
+    top1[f], mate[f], rank[f] = st.top1, st.mate_score, st.mate_rank
+    return metrics.SearchStats(top1, mate, rank, np.isfinite(mate))
+
+
+def _take(st: metrics.SearchStats, keep: metrics.Bools) -> metrics.SearchStats:
+    return metrics.SearchStats(st.top1[keep], st.mate_score[keep], st.mate_rank[keep],
+                               st.has_mate[keep])
+
+
+def _searched(pool: _Pool, probes: metrics.Ints, gallery: metrics.Ints) -> metrics.SearchStats:
+    f = pool.face[probes]
+    v, c = pool.vectors, pool.codes
+    return _spread(metrics.search(v[probes[f]], c[probes[f]], v[gallery], c[gallery]), f)
+
+
+def _nonmated(pool: _Pool, nonmated: metrics.Ints, gallery: metrics.Ints) -> metrics.SearchStats:
+    """The dataset's non-mated probes, then every external distractor searched against the
+    gallery without its own identity."""
+    v, c, x = pool.vectors, pool.codes, pool.ext
+    top1 = np.concatenate([_searched(pool, nonmated, gallery).top1,
+                           metrics.top_other(v[x], c[x], v[gallery], c[gallery])])
+    return metrics.SearchStats(top1, np.full(top1.size, -np.inf),
+                               np.zeros(top1.size, dtype=np.int64), np.zeros(top1.size, dtype=bool))
+
+
+def _identical(pool: _Pool, probes: metrics.Ints, gallery: metrics.Ints) -> metrics.Bools:
+    """Probes whose file is byte-identical (same SHA-256) to a file enrolled in the gallery."""
+    known = set(pool.digests[gallery[gallery < pool.digests.size]].tolist()) - {""}
+    inside = probes[probes < pool.digests.size]
+    flags = np.zeros(probes.size, dtype=bool)
+    flags[: inside.size] = [pool.digests[i] in known for i in inside]
+    return flags
+
+
+def _gallery_rows(parts: dict[str, Any], size: int | None,
+                  pool: _Pool) -> tuple[list[str], list[int], str, bool]:
+    enrolled, dis = parts["enrolled"], [*parts["distractors"], *pool.ext.tolist()]
+    n_e, n_d = len(enrolled), len(dis)
+    full = size is None or size >= n_e + n_d
+    if size is None or full:
+        return enrolled, dis, "all", True
+    if size <= n_e:
+        return enrolled[:size], [], str(size), False
+    return enrolled, dis[: size - n_e], str(size), False
+
+
+def _size_result(pool: _Pool, parts: dict[str, Any], size: int | None, protocol: Protocol,
+                 threshold: float | None, source: str) -> SizeResult:
+    ids, dis, label, full = _gallery_rows(parts, size, pool)
+    rows = np.array([parts["mate"][k] for k in ids] + dis, dtype=np.int64)
+    gallery = rows[pool.face[rows]]
+    probes = np.array([i for k in ids for i in parts["probes"][k]], dtype=np.int64)
     nonmated = np.array(parts["nonmated"], dtype=np.int64)
-    counts = {"images": len(es.paths), "identities": int(codes.max(initial=-1) + 1),
+    mated, non = _searched(pool, probes, gallery), _nonmated(pool, nonmated, gallery)
+    rank = max(1, min(protocol.max_rank, int(gallery.size)))
+    same_m, same_n = _identical(pool, probes, gallery), _identical(pool, nonmated, gallery)
+    same_n = np.concatenate([same_n, np.zeros(pool.ext.size, dtype=bool)])
+    extra = {"enrolment_failures": int(rows.size - gallery.size),
+             "mated_probes_no_face": int((~pool.face[probes]).sum()),
+             "nonmated_probes_no_face": int((~pool.face[nonmated]).sum()),
+             "nonmated_from_distractors": int(pool.ext.size),
+             "identical_pairs": int(same_m.sum() + same_n.sum())}
+    lab = f"{label} ({gallery.size})" if full else label
+    res = SizeResult(lab, int(gallery.size), len(ids), len(dis), mated, non,
+                     metrics.cmc(mated.mate_rank, rank), protocol, threshold, source, extra)
+    if extra["identical_pairs"]:
+        m2 = _take(mated, ~same_m)
+        res.without_identical = SizeResult(lab, int(gallery.size), len(ids), len(dis), m2,
+                                           _take(non, ~same_n), metrics.cmc(m2.mate_rank, rank),
+                                           protocol, threshold, source)
+    return res
+
+
+def evaluate_identification(es: EmbedSet, protocol: Protocol, *, dataset: str = "",
+                            threshold: float | None = None, threshold_source: str = "",
+                            distractors: EmbedSet | None = None,
+                            digests: Sequence[str] | None = None,
+                            has_face: metrics.Bools | None = None) -> IdentifyReport:
+    """Figures per gallery size. ``distractors``: faces added to every gallery as non-mates
+    (their identities must not be the dataset's); ``digests``: SHA-256 of each image of ``es``
+    (flags byte-identical probe/gallery pairs); ``has_face``: False for images of ``es`` with no
+    detected face (counted as failures instead of being left out)."""
+    parts = split(es, protocol)
+    pool = _pool(es, distractors, has_face, digests)
+    n_e, n_d = len(parts["enrolled"]), len(parts["distractors"])
+    counts = {"images": len(es.paths), "identities": len(set(es.identities.tolist())),
               "enrolled_identities": n_e, "unenrolled_identities": len(parts["unenrolled"]),
-              "distractors": n_d, "nonmated_probes": int(nonmated.size),
-              "mated_probes": sum(len(x) for x in parts["probes"].values())}
+              "distractors": n_d, "nonmated_probes": len(parts["nonmated"]),
+              "mated_probes": sum(len(x) for x in parts["probes"].values()),
+              "external_distractors": int(pool.ext.size),
+              "images_no_face": int((~pool.face[: len(es.paths)]).sum())}
     report = IdentifyReport(dataset or str(es.root), es.model_id, protocol, counts)
     seen: set[int] = set()
     for size in protocol.gallery_sizes:
-        full = size is None or size >= n_e + n_d
-        if size is None or full:
-            ids, dis, label = parts["enrolled"], parts["distractors"], "all"
-        elif size <= n_e:
-            ids, dis, label = parts["enrolled"][:size], [], str(size)
-        else:
-            ids, dis, label = parts["enrolled"], parts["distractors"][: size - n_e], str(size)
-        gallery = np.array([parts["mate"][k] for k in ids] + dis, dtype=np.int64)
-        if gallery.size in seen:
-            continue
-        seen.add(int(gallery.size))
-        probes = np.array([i for k in ids for i in parts["probes"][k]], dtype=np.int64)
-        mated = metrics.search(v[probes], codes[probes], v[gallery], codes[gallery])
-        non = metrics.search(v[nonmated], codes[nonmated], v[gallery], codes[gallery])
-        rank = min(protocol.max_rank, int(gallery.size))
-        report.sizes.append(SizeResult(
-            f"{label} ({gallery.size})" if full else label, int(gallery.size), len(ids), len(dis),
-            mated, non, metrics.cmc(mated.mate_rank, rank), protocol, threshold,
-            threshold_source))
+        res = _size_result(pool, parts, size, protocol, threshold, threshold_source)
+        if res.gallery not in seen:
+            seen.add(res.gallery)
+            report.sizes.append(res)
     return report

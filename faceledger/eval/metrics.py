@@ -225,6 +225,22 @@ def search(probes: npt.ArrayLike, probe_ids: npt.ArrayLike, gallery: npt.ArrayLi
     return SearchStats(top1, mate, rank, np.isfinite(mate))
 
 
+def top_other(probes: npt.ArrayLike, probe_ids: npt.ArrayLike, gallery: npt.ArrayLike,
+              gallery_ids: npt.ArrayLike, *, block: int = 2048) -> Floats:
+    """Per probe, the best score over gallery entries of *other* identities (-inf if none): the
+    top score of a non-mated search that leaves the probe's own identity out of the gallery."""
+    p = np.asarray(probes, dtype=np.float32)
+    g = np.asarray(gallery, dtype=np.float32)
+    pid, gid = np.asarray(probe_ids), np.asarray(gallery_ids)
+    out = np.full(p.shape[0], -np.inf)
+    for start in range(0, p.shape[0], block):
+        end = min(p.shape[0], start + block)
+        sims = (p[start:end] @ g.T).astype(np.float64)
+        same = pid[start:end, None] == gid[None, :]
+        out[start:end] = np.where(same, -np.inf, sims).max(axis=1, initial=-np.inf)
+    return out
+
+
 def cmc(ranks: npt.ArrayLike, max_rank: int) -> Floats:
     """CMC[r - 1] = fraction of mated searches with the mate at rank <= r (rank 0 = absent)."""
     r = np.asarray(ranks, dtype=np.int64)

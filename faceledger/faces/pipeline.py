@@ -91,7 +91,9 @@ class FacePipeline:
     @classmethod
     def from_settings(cls, settings: Settings) -> FacePipeline:
         options = ModelOptions(settings.detector, settings.upsample, settings.min_detector_score,
-                               settings.jitters)
+                               settings.jitters, embed_runtime=settings.embed_runtime,
+                               onnx_threads=settings.onnx_threads,
+                               cache_dir=str((settings.home / "models").resolve()))
         return cls(
             load_model(settings.model, options),
             max_pixels=settings.max_pixels,

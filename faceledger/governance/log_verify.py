@@ -177,7 +177,10 @@ def _trusted(app: Faceledger, vkey: str | None, s: Session) -> notes.Verifier | 
     """The log key to check signatures with: the one given, else this data home's (None when
     there is no key and no checkpoint yet: nothing was ever signed)."""
     if vkey:
-        return notes.parse_vkey(vkey)
+        try:
+            return notes.parse_vkey(vkey)
+        except CheckpointError as exc:
+            raise ValidationError(f"not a log key: {exc.message[:200]}", field="vkey") from exc
     has_cp = s.execute(select(LedgerCheckpoint.id).limit(1)).first() is not None
     if not has_cp and not signing_key.key_path(app.settings).exists():
         return None

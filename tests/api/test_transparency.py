@@ -172,6 +172,9 @@ def test_verify_route_accepts_the_log_then_catches_a_cut(server: LiveServer,
     r = _post(server, "audrey", "/verify", {"checkpoint": held["note"], "vkey": stranger.vkey()})
     assert r.status_code == 200 and r.json()["ok"] is False
     assert _post(server, "audrey", "/verify", {"checkpoint": "x" * 70000}).status_code == 422
+    for bad_key in ("0" * 900, "name+zz+AAAA", ""):  # malformed log keys are the caller's error
+        r = _post(server, "audrey", "/verify", {"checkpoint": held["note"], "vkey": bad_key})
+        assert r.status_code == (200 if bad_key == "" else 422), (bad_key, r.text)
 
     cut_tail(db_file(server.home), held["size"] - 7)
     r = _post(server, "audrey", "/verify", {"checkpoint": held["note"]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from faceledger.errors import ConfigError
@@ -41,6 +41,11 @@ class ModelOptions:
     upsample: int = 1
     min_score: float = 0.0
     jitters: int = 0
+    embed_runtime: str = "onnx"  # "onnx" (ONNX Runtime, the default) or "dlib" (dlib-bin)
+    onnx_threads: int = 1  # ONNX Runtime intra-op threads per process
+    # Where the built ONNX graph is cached (None: built in memory). Not part of the model's
+    # identity: it changes no output, so one loaded model serves every data home in a process.
+    cache_dir: str | None = field(default=None, compare=False)
 
 
 Factory = Callable[[ModelOptions], FaceModel]

