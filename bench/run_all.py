@@ -85,6 +85,20 @@ def ledger_section(d: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def onnx_embed_section(d: dict[str, Any]) -> str:
+    """dlib's ResNet on dlib-bin vs ONNX Runtime: ms/face and agreement (issue 14, part 1)."""
+    a = d["agreement"]
+    return (f"## Embedding: dlib-bin vs ONNX Runtime ({d['dataset']})\n\n"
+            + md_table(["runtime", "threads", "batch", "ms/face", "x dlib-bin"],
+                       [[r["runtime"], r["threads"], r["batch"], r["ms_per_face"],
+                         r.get("speedup_vs_dlib", "")] for r in d["rows"]])
+            + f"\n\nAgreement on {a['faces']} faces: max euclidean difference "
+            f"{a['max_euclidean']:.2e}, max abs {a['max_abs_diff']:.2e}, min cosine "
+            f"{a['min_cosine']:.7f}; {a['decisions_changed']} of {a['decisions']:,} same/different "
+            f"decisions changed ({a['pairs']:,} pairs x {len(a['thresholds'])} calibrated "
+            "thresholds).")
+
+
 def report(out: Path, m: dict[str, Any]) -> str:
     parts = [f"# faceledger benchmark report\n\nMachine: {m['cpu']}, {m['cores']} cores, "
              f"{m['memory_mib']} MiB, {m['os']}, Python {m['python']}; "
@@ -145,6 +159,9 @@ def report(out: Path, m: dict[str, Any]) -> str:
     led = out / "ledger.json"
     if led.exists():
         parts.append(ledger_section(json.loads(led.read_text())))
+    onnx = out / "onnx_embed.json"
+    if onnx.exists():
+        parts.append(onnx_embed_section(json.loads(onnx.read_text())))
     text = "\n\n".join(parts) + "\n"
     (out / "REPORT.md").write_text(text)
     return text
@@ -159,7 +176,7 @@ def main() -> None:
                     help="also 10M vectors (~1 h of HNSW build on 2 cores, ~9 GB peak)")
     ap.add_argument("--jitters", default="0", help="comma list: LFW verification with each "
                     "number of jitters (10 takes ~10x the embedding time: ~1 h on 2 cores)")
-    ap.add_argument("--skip", default="", help="comma list of: ingest,search,api,ledger,accuracy")
+    ap.add_argument("--skip", default="", help="comma list of: ingest,search,api,ledger,accuracy,onnx")
     args = ap.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -192,6 +209,9 @@ def main() -> None:
             (out / f"accuracy-j{jitters}.json").write_text(done.stdout)
         else:
             print("accuracy evaluation failed; see bench.log", file=sys.stderr)
+    if "onnx" not in skip:
+        run([PY, str(HERE / "onnx_embed_bench.py"), "--lfw", str(args.lfw), "--limit", "300",
+             "--out", str(out / "onnx_embed.json")], log)
     print(report(out, machine()))
 
 

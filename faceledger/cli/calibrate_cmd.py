@@ -3,6 +3,7 @@ active calibration (admins; ledgered by the calibration service)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ def _details(res: cal.CalibrationResult, es: EmbedSet, name: str, root: Path, ex
     d["left_out_excluded"] = excluded
     d["exclusion_list"] = str(exclude) if exclude else None
     d["code_version"] = card_mod.code_version()
+    d["calibrated_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")  # shown on the model card
     return d, label
 
 

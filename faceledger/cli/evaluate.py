@@ -26,6 +26,7 @@ from faceledger.cli.common import emit_json, open_app
 from faceledger.errors import ValidationError
 from faceledger.eval import calibrate as cal
 from faceledger.eval import card as card_mod
+from faceledger.eval.distractors import prepare, select, sha256_files
 from faceledger.eval.embedset import EmbedSet, apply_exclusions, embed_dataset, walk_dataset
 from faceledger.eval.groups import GroupReport, group_report, load_groups
 from faceledger.eval.identify import IdentifyReport, Protocol, evaluate_identification
@@ -48,6 +49,7 @@ JittersOpt = typer.Option(None, "--jitters", min=0, max=100,
                           help="Embed each face as the mean of N randomly jittered copies (N "
                           "network passes; dlib's published LFW figure uses 100). Default: the "
                           "FACELEDGER_JITTERS setting, which search and ingest use too.")
+Distractors = tuple[Path, int | None, Path | None]  # folder, --max-distractors, its cache
 GroupsOpt = typer.Option(None, "--groups", help="CSV with columns identity,group: FMR and FNMR "
                          "per group at the operating threshold.")
 
@@ -98,20 +100,32 @@ def _has_home(settings: Settings) -> bool:
     return bool(settings.database_url) or (settings.home / "faceledger.db").exists()
 
 
-def _operating(settings: Settings, threshold: float | None) -> tuple[float | None, str]:
-    """--threshold, else the data home's active calibration, else the packaged default."""
-    if threshold is not None:
-        return threshold, "--threshold"
+def _in_force(settings: Settings) -> dict[str, Any] | None:
+    """The calibration in force: the data home's active one, else the packaged one."""
     if _has_home(settings):
         with open_app() as app:
             c = current_calibration(app, settings.model)
         if c is not None:
-            size = f", gallery {c.gallery_size:,}" if c.gallery_size else ""
-            return c.threshold, f"active calibration {c.id} (FMR {c.target_fmr:g}{size})"
+            return card_mod.calibration_in_force(c.as_dict(), c.details,
+                                                 f"active calibration of {settings.home}")
     for row in packaged_defaults():
         if row["model_id"] == settings.model:
-            return float(row["threshold"]), f"packaged calibration (FMR {row['target_fmr']:g})"
-    return None, ""
+            return card_mod.calibration_in_force(row, row.get("details", {}),
+                                                 "packaged calibration")
+    return None
+
+
+def _operating(settings: Settings, threshold: float | None) -> tuple[float | None, str]:
+    """--threshold, else the data home's active calibration, else the packaged default."""
+    if threshold is not None:
+        return threshold, "--threshold"
+    c = _in_force(settings)
+    if c is None:
+        return None, ""
+    if c["id"] is None:
+        return float(c["threshold"]), f"packaged calibration (FMR {c['target_fmr']:g})"
+    size = f", gallery {c['gallery_size']:,}" if c["gallery_size"] else ""
+    return c["threshold"], f"active calibration {c['id']} (FMR {c['target_fmr']:g}{size})"
 
 
 def _groups(path: Path | None, es: EmbedSet, threshold: float | None,
@@ -206,6 +220,7 @@ def eval_verify(
         data = card_mod.CardData(settings.model, info,
                                  [{"name": "LFW", "path": str(lfw), "summary": es.summary()}],
                                  _command(), verify=report, operating=_op(thr, source),
+                                 calibration=_in_force(settings),
                                  groups=[("LFW pairs", g)] if g else [])
         result["card"] = str(card_mod.write_card(data, out, result))
     lines = report.lines()
@@ -230,17 +245,36 @@ def _op(thr: float | None, source: str) -> dict[str, Any] | None:
     return {"threshold": thr, "source": source} if thr is not None else None
 
 
+def _distractors(settings: Settings, opt: Distractors | None, es: EmbedSet, digests: list[str],
+                 workers: int | None, seed: int) -> tuple[EmbedSet | None, dict[str, Any] | None]:
+    if opt is None:
+        return None, None
+    folder, limit, cache = opt
+    files = select(folder, set(es.identities.tolist()), limit=limit, seed=seed)
+    return prepare(_embed(settings, folder, files.paths, cache, workers), files, digests)
+
+
 def _identify(settings: Settings, dataset: Path, es: EmbedSet | None, cache: Path | None,
               workers: int | None, protocol: Protocol, fallback: bool, thr: float | None,
-              source: str, exclude: Path | None) -> tuple[IdentifyReport, EmbedSet, EmbedSet]:
+              source: str, exclude: Path | None,
+              distractors: Distractors | None = None) -> tuple[IdentifyReport, EmbedSet, EmbedSet]:
     if es is None:
         es, excluded = _dataset(settings, dataset, cache, workers, exclude)
     else:
         es, excluded = _without(es, exclude)
-    usable = es.subset(es.usable(fallback))
-    report = evaluate_identification(usable, protocol, dataset=f"{dataset.name} ({dataset})",
-                                     threshold=thr, threshold_source=source)
-    report.counts["left_out_no_face"] = int((es.ok & ~es.usable(fallback)).sum())
+    face = es.usable(fallback)
+    usable = es.subset(face)
+    digests = sha256_files(es.root, es.paths)
+    d_es, d_info = _distractors(settings, distractors, es, digests, workers, protocol.seed)
+    name = f"{dataset.name} ({dataset})"
+    report = evaluate_identification(usable, protocol, dataset=name, threshold=thr,
+                                     threshold_source=source, distractors=d_es,
+                                     digests=[digests[i] for i in np.flatnonzero(face)])
+    report.all_images = evaluate_identification(es, protocol, dataset=name, threshold=thr,
+                                                threshold_source=source, distractors=d_es,
+                                                digests=digests, has_face=face)
+    report.distractors = d_info
+    report.counts["left_out_no_face"] = int((es.ok & ~face).sum())
     report.counts["left_out_errors"] = len(es.errors)
     report.counts["left_out_excluded"] = excluded
     return report, es, usable
@@ -265,13 +299,22 @@ def eval_identify(
     fallback: bool = typer.Option(False, "--fallback/--no-fallback",
                                   help="Use central-box embeddings of images with no detected "
                                   "face (default: leave them out, as the product would)."),
+    distractors: Path | None = typer.Option(
+        None, "--distractors", help="Folder of faces added to every gallery as non-mates (e.g. "
+        "LFW or your own gallery): one identity per image, unless it holds one sub-folder per "
+        "identity (then identities named like a dataset identity are left out)."),
+    max_distractors: int | None = typer.Option(None, "--max-distractors", min=1,
+                                               help="Use a seeded random N distractor images."),
+    distractor_cache: Path | None = typer.Option(None, "--distractor-cache",
+                                                 help="Embedding cache for --distractors."),
 ) -> None:
     """1:N identification: rank-1/5 and CMC; FNIR at FPIR 1e-2/1e-3 as the gallery grows."""
     settings = _settings(jitters)
     protocol = _protocol(gallery_sizes, seed, unenrolled)
     thr, source = _operating(settings, threshold)
+    extra = (distractors, max_distractors, distractor_cache) if distractors else None
     report, es, usable = _identify(settings, dataset, None, cache, workers, protocol, fallback,
-                                   thr, source, exclude)
+                                   thr, source, exclude, extra)
     g = _groups(groups, usable, thr, source)
     result: dict[str, Any] = {"identify": report.as_dict(), "embeddings": es.summary(),
                               "groups": g.as_dict() if g else None}
@@ -279,7 +322,7 @@ def eval_identify(
         data = card_mod.CardData(settings.model, _model_info(settings),
                                  [{"name": dataset.name, "path": str(dataset),
                                    "summary": es.summary()}], _command(), identify=report,
-                                 operating=_op(thr, source),
+                                 operating=_op(thr, source), calibration=_in_force(settings),
                                  groups=[(dataset.name, g)] if g else [])
         result["card"] = str(card_mod.write_card(data, out, result))
     _report(result, report.lines(), g, as_json)
@@ -328,7 +371,8 @@ def eval_card(
     data = card_mod.CardData(settings.model, _model_info(settings), datasets, _command(),
                              verify=report, identify=ident, scan=scan,
                              scan_dataset=f"{ds.name} (images with a detected face)",
-                             operating=_op(thr, source), groups=[(ds.name, g)] if g else [])
+                             operating=_op(thr, source), calibration=_in_force(settings),
+                             groups=[(ds.name, g)] if g else [])
     md = card_mod.write_card(data, out, figures)
     published = None
     if _has_home(settings) and settings.home.is_dir():
