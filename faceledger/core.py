@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from faceledger.accounts import users as accounts
 from faceledger.accounts.passwords import hash_password
@@ -18,6 +21,7 @@ from faceledger.db.schema import User
 from faceledger.errors import ConflictError
 from faceledger.faces.pipeline import FacePipeline
 from faceledger.gallery.indexstore import IndexStore
+from faceledger.gallery.reembed_store import stored_active_model
 from faceledger.gallery.storage import FileStore, private_umask, secure_home
 from faceledger.governance import ledger
 from faceledger.governance.calibration import seed_calibrations
@@ -27,6 +31,10 @@ from faceledger.governance.signing_key import create_key, key_path
 from faceledger.settings import Settings
 
 log = logging.getLogger("faceledger")
+# How long a process trusts the active model it last read from the database. A switch made by
+# this process is seen at once; one made by another process (a CLI re-embedding beside the
+# server) within this many seconds. Until then the old model's complete index still serves.
+ACTIVE_MODEL_TTL_S = 2.0
 
 
 class Faceledger:
@@ -46,15 +54,46 @@ class Faceledger:
         )
         self._pipeline: FacePipeline | None = None
         self._policy: LoadedPolicy | None = None
+        self.configured_model = settings.model  # used while the database names none
+        self._active: str | None = None
+        self._active_read = 0.0
+        self._model_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
-        return self.settings.model
+        """The ACTIVE face model: the one the database names (``app_settings.active_model``,
+        written by a finished re-embedding), else ``settings.model``. Searches and ingest use
+        it; ``settings.model`` is kept equal to it so ingest workers load the same model."""
+        with self._model_lock:
+            if self._active is None or time.monotonic() - self._active_read > ACTIVE_MODEL_TTL_S:
+                self._note_active(self._read_active_model())
+            assert self._active is not None
+            return self._active
+
+    def _read_active_model(self) -> str:
+        try:
+            with self.db.read() as s:
+                return stored_active_model(s) or self.configured_model
+        except SQLAlchemyError:  # not initialised yet, or a schema before the setting existed
+            return self.configured_model
+
+    def _note_active(self, model_id: str) -> None:
+        self._active, self._active_read = model_id, time.monotonic()
+        self.settings.model = model_id
+
+    def model_switched(self, model_id: str) -> None:
+        """Called after a committed switch of the active model: this process uses it now."""
+        with self._model_lock:
+            self._note_active(model_id)
 
     def pipeline(self) -> FacePipeline:
-        if self._pipeline is None:
-            self._pipeline = FacePipeline.from_settings(self.settings)
-        return self._pipeline
+        """The face pipeline of the active model (loaded once per model and process)."""
+        model_id = self.model_id
+        pipe = self._pipeline
+        if pipe is None or pipe.model_id != model_id:
+            pipe = FacePipeline.from_settings(self.settings.model_copy(update={"model": model_id}))
+            self._pipeline = pipe
+        return pipe
 
     def policy(self) -> Policy:
         """The policy in force (loaded once per process; ledgered when it changed)."""

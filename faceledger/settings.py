@@ -28,6 +28,10 @@ class Settings(BaseSettings):
 
     # Face pipeline
     model: str = Field(default="dlib-resnet-v1", description="Face model backend id.")
+    model_packs: list[str] = Field(
+        default=[], description="Model packs to offer (faceledger/faces/models/pack.py): pack "
+        "folders, or http(s) URLs of a pack's zip pinned with #sha256=<hex> (downloaded once "
+        "into <home>/models/packs/). A pack's model id is <name>-<version>; its licence binds.")
     detector: Literal["hog", "cnn"] = Field(default="hog", description="dlib HOG or MMOD CNN detector.")
     upsample: int = Field(default=1, ge=0, le=3, description="Detector upsampling passes.")
     min_detector_score: float = Field(default=0.0, description="Drop detections below this score.")
@@ -44,6 +48,21 @@ class Settings(BaseSettings):
         default=8_000_000, gt=0, description="Largest image the face detector sees: bigger photos "
         "are detected on a copy scaled down to this many pixels (boxes mapped back), which "
         "bounds a worker's peak memory (README, Security).")
+    detect_pad: int = Field(
+        default=16, ge=0, le=256, description="Border (pixels, repeating the edge) added around "
+        "the image the detector sees, so faces whose forehead or chin touch the frame are found; "
+        "boxes are mapped back and clipped. 0 turns it off.")
+    detect_fallback: bool = Field(
+        default=True, description="Where the detector finds no face, run the accurate one (dlib's "
+        "MMOD CNN) on the image: at ingest and for probes alike. Only with detector 'hog'.")
+    detect_fallback_max_pixels: int = Field(
+        default=2_000_000, gt=0, description="Largest image the fallback detector sees (bigger "
+        "ones are scaled down, boxes mapped back): its time and memory grow with the pixels "
+        "(about 1 s and 200 MB per million on one core).")
+    detector_runtime: Literal["onnx", "dlib"] = Field(
+        default="onnx", description="Runs the CNN detector (detector 'cnn' and the fallback): "
+        "'onnx' (ONNX Runtime, graph built from the installed weights and cached in "
+        "<home>/models; dlib's exact boxes, about 10x faster) or 'dlib' (dlib-bin).")
     max_upload_bytes: int = Field(default=30 * 1024 * 1024, gt=0, description="Largest accepted file.")
     max_faces_per_image: int = Field(default=64, gt=0)
     thumbnail_size: int = Field(default=112, ge=32, le=512)

@@ -16,7 +16,8 @@ def test_an_older_data_home_is_upgraded_when_opened(world: World) -> None:
     world.app.close()
     db = sqlite3.connect(home / "faceledger.db")
     # as a data home from before migration 0002 (so before 0003 and 0004 too)
-    for table in ("ledger_cosignatures", "ledger_checkpoints", "ledger_tree", "signin_throttle"):
+    for table in ("image_embeddings", "reembed_jobs", "app_settings", "ledger_cosignatures",
+                  "ledger_checkpoints", "ledger_tree", "signin_throttle"):
         db.execute(f"DROP TABLE {table}")
     db.execute("UPDATE alembic_version SET version_num = '0001'")
     db.commit()
@@ -24,11 +25,11 @@ def test_an_older_data_home_is_upgraded_when_opened(world: World) -> None:
     again = Faceledger(make_settings(home))
     try:
         again.db.require_initialised()
-        assert again.db.schema_revision() == head_revision() == "0004"
+        assert again.db.schema_revision() == head_revision() == "0005"
         tables = sqlite3.connect(home / "faceledger.db").execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         for table in ("signin_throttle", "ledger_tree", "ledger_checkpoints",
-                      "ledger_cosignatures"):
+                      "ledger_cosignatures", "app_settings", "reembed_jobs", "image_embeddings"):
             assert (table,) in tables
         with again.db.read() as s:  # the tree was built over the entries already there
             head = s.get(LedgerHead, 1)

@@ -11,6 +11,7 @@ from faceledger.cli import (
     evaluate,
     gallery,
     ledger,
+    reembed,
     report,
     rights,
     searching,
@@ -32,6 +33,7 @@ ledger.register(app)
 rights.register(app)
 report.register(app)
 evaluate.register(app)
+reembed.register(app)
 
 
 def main() -> None:

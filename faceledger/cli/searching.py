@@ -166,12 +166,45 @@ models_app = typer.Typer(help="Face model backends.", invoke_without_command=Tru
 
 @models_app.callback()
 def models(ctx: typer.Context) -> None:
-    """List the face model backends and their capabilities."""
+    """List the face model backends and model packs: capabilities, licence, published accuracy."""
     if ctx.invoked_subcommand is not None:
         return
-    from faceledger.faces.models import available_models
+    from faceledger.faces.models.base import available_models, register_packs
+    from faceledger.settings import get_settings
 
-    emit_json({k: asdict(v) for k, v in available_models().items()})
+    packs = {p.model_id: p for p in register_packs(get_settings())}
+    out: dict[str, Any] = {}
+    for model_id, caps in available_models().items():
+        pack = packs.get(model_id)
+        out[model_id] = {**asdict(caps), "licence": pack.manifest.licence if pack else None,
+                         "pack": pack.summary() if pack else None}
+    emit_json(out)
+
+
+@models_app.command("add-pack")
+def models_add_pack(
+    where: str = typer.Argument(..., help="A pack folder, or the http(s) URL of a pack's zip."),
+    sha256: str | None = typer.Option(None, "--sha256", help="The zip's SHA-256 (for a URL, "
+                                      "unless it ends in #sha256=<hex>)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Check a model pack (download it once into <home>/models/packs/ for a URL), verify every
+    file's SHA-256 and print its licence and the FACELEDGER_MODEL_PACKS entry that offers it."""
+    from faceledger.faces.models.pack import resolve, split_pin
+    from faceledger.settings import get_settings
+
+    pack = resolve(where, get_settings().home, sha256)
+    pack.verify()
+    url, pin = split_pin(where)
+    entry = f"{url}#sha256={(sha256 or pin or '').lower()}" if "://" in where else str(pack.folder)
+    info = {**pack.summary(), "entry": entry}
+    if as_json:
+        emit_json(info)
+        return
+    typer.echo(f"model pack {pack.model_id}: files verified\n  licence: {info['licence']}\n"
+               f"  published accuracy: {info['published_accuracy']}\n  folder: {pack.folder}\n"
+               f"offer it with FACELEDGER_MODEL_PACKS='{json.dumps([entry])}' and use it with "
+               f"FACELEDGER_MODEL={pack.model_id}")
 
 
 @models_app.command("prepare")

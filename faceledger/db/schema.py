@@ -326,4 +326,49 @@ class LedgerCosignature(Base):
     posted_by: Mapped[str] = mapped_column(String(120))
 
 
+class AppSetting(Base):
+    """Settings kept in the database, one row per key: ``active_model`` is the face model that
+    searches and ingest use (switched atomically by a finished re-embedding)."""
+
+    __tablename__ = "app_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReembedJob(Base):
+    """A re-embedding of the gallery (or of one collection) with another model."""
+
+    __tablename__ = "reembed_jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(64))  # the model embedded with
+    from_model: Mapped[str] = mapped_column(String(64))  # the active model when it started
+    collection_id: Mapped[int | None] = mapped_column(ForeignKey("collections.id"), nullable=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(20))  # running | done | interrupted | failed
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)  # images to embed when it started
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    faces: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)  # originals unreadable or refused
+    withheld: Mapped[int] = mapped_column(Integer, default=0)  # faces of opted-out people
+    switched: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ImageEmbedding(Base):
+    """An image a re-embedding has embedded with a model (whatever number of faces it found):
+    what makes a re-embedding resumable image by image."""
+
+    __tablename__ = "image_embeddings"
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("reembed_jobs.id"), nullable=True)
+    faces: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="done")  # done | failed
+    embedded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 Index("ix_ledger_kind_seq", LedgerEntry.kind, LedgerEntry.seq)

@@ -44,3 +44,40 @@ class Detector(Protocol):
     name: str
 
     def detect(self, pixels: np.ndarray) -> list[Detection]: ...
+
+
+def padded(pixels: np.ndarray, pad: int) -> np.ndarray:
+    """``pixels`` inside a border of ``pad`` pixels that repeat the edge rows and columns, so a
+    face whose forehead or chin touches the frame still fits a detector's window."""
+    if pad <= 0:
+        return pixels
+    return np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+
+
+def unpadded(detections: list[Detection], pad: int, width: int, height: int) -> list[Detection]:
+    """Boxes found in ``padded(pixels, pad)`` in the coordinates of ``pixels`` (``width`` x
+    ``height``), clipped to it. A box whose centre lies in the border is dropped: what the
+    detector saw there is the repeated edge, not a face of the photo."""
+    out = []
+    for d in detections:
+        box = Box(d.box.left - pad, d.box.top - pad, d.box.right - pad, d.box.bottom - pad)
+        cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
+        if not (0 <= cx < width and 0 <= cy < height):
+            continue
+        box = box.clipped(width, height)
+        if box.width > 0 and box.height > 0:
+            out.append(Detection(box, d.score))
+    return out
+
+
+class BySize:
+    """``small`` on images whose shorter side is under ``short_side`` pixels, else ``large``
+    (e.g. the same detector with and without upsampling)."""
+
+    def __init__(self, small: Detector, large: Detector, short_side: int) -> None:
+        self.small, self.large, self.short_side = small, large, short_side
+        self.name = f"{large.name} (upsampled below {short_side} px)"
+
+    def detect(self, pixels: np.ndarray) -> list[Detection]:
+        small = min(pixels.shape[:2]) < self.short_side
+        return (self.small if small else self.large).detect(pixels)

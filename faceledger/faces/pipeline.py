@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from faceledger.faces.decode import DecodedImage, decode_image, working_copy
-from faceledger.faces.detect import Box, Detection
+from faceledger.faces.detect import Box, Detection, Detector, padded, unpadded
 from faceledger.faces.models.base import FaceModel, ModelOptions, load_model
 
 if TYPE_CHECKING:
@@ -79,9 +79,15 @@ class FacePipeline:
     """Runs the stages with one loaded model bundle."""
 
     def __init__(self, model: FaceModel, *, max_pixels: int, max_bytes: int | None,
-                 max_faces: int, thumbnail_size: int, detect_pixels: int | None = None) -> None:
+                 max_faces: int, thumbnail_size: int, detect_pixels: int | None = None,
+                 detect_pad: int = 0, fallback_pixels: int | None = None) -> None:
         self.model = model
         self.detect_pixels = detect_pixels  # the detector sees at most this many pixels
+        self.detect_pad = detect_pad  # border added around the image the detector sees
+        # Where the detector finds nothing, the model's fallback detector (if it has one) runs
+        # on a copy of at most this many pixels.
+        self.fallback: Detector | None = getattr(model, "fallback_detector", None)
+        self.fallback_pixels = fallback_pixels
         self.model_id = model.capabilities.model_id
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
@@ -93,6 +99,8 @@ class FacePipeline:
         options = ModelOptions(settings.detector, settings.upsample, settings.min_detector_score,
                                settings.jitters, embed_runtime=settings.embed_runtime,
                                onnx_threads=settings.onnx_threads,
+                               detector_runtime=settings.detector_runtime,
+                               fallback_detector="cnn" if settings.detect_fallback else None,
                                cache_dir=str((settings.home / "models").resolve()))
         return cls(
             load_model(settings.model, options),
@@ -101,6 +109,8 @@ class FacePipeline:
             max_faces=settings.max_faces_per_image,
             thumbnail_size=settings.thumbnail_size,
             detect_pixels=settings.detect_max_pixels,
+            detect_pad=settings.detect_pad,
+            fallback_pixels=min(settings.detect_fallback_max_pixels, settings.detect_max_pixels),
         )
 
     def decode(self, data: bytes) -> DecodedImage:
@@ -110,17 +120,28 @@ class FacePipeline:
         return self.process_decoded(self.decode(data))
 
     def detect(self, image: DecodedImage) -> list[Detection]:
-        """The faces found, at most ``max_faces`` (the most confident), left to right."""
-        pixels, scale = working_copy(image.pixels, self.detect_pixels)
-        detections = self.model.detector.detect(pixels)
-        del pixels
-        if scale != 1.0:  # boxes back in the decoded image's coordinates
-            detections = [Detection(Box(*(round(v / scale) for v in (
-                d.box.left, d.box.top, d.box.right, d.box.bottom))), d.score)
-                for d in detections]
+        """The faces found, at most ``max_faces`` (the most confident), left to right: the
+        detector's on the padded image, else (none found) the fallback detector's."""
+        detections = self.find(image.pixels, self.model.detector, self.detect_pixels)
+        if not detections and self.fallback is not None:
+            detections = self.find(image.pixels, self.fallback, self.fallback_pixels)
         detections = sorted(detections, key=lambda d: -d.score)[: self.max_faces]
         detections.sort(key=lambda d: (d.box.left, d.box.top))
         return detections
+
+    def find(self, pixels: np.ndarray, detector: Detector, max_pixels: int | None) -> list[Detection]:
+        """``detector``'s faces on a copy of at most ``max_pixels`` with the border added, boxes
+        in ``pixels``' coordinates and inside it."""
+        h, w = pixels.shape[:2]
+        work, scale = working_copy(pixels, max_pixels)
+        wh, ww = work.shape[:2]
+        found = unpadded(detector.detect(padded(work, self.detect_pad)), self.detect_pad, ww, wh)
+        del work
+        if scale != 1.0:  # boxes back in the decoded image's coordinates
+            found = [Detection(Box(*(round(v / scale) for v in (
+                d.box.left, d.box.top, d.box.right, d.box.bottom))).clipped(w, h), d.score)
+                for d in found]
+        return found
 
     def process_decoded(self, image: DecodedImage, only: int | None = None,
                         thumbnails: bool = True) -> ImageResult:

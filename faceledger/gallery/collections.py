@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from faceledger.db.schema import Collection, Face, Image
 from faceledger.errors import ConflictError, NotFoundError, ValidationError
+from faceledger.gallery.reembed_store import active_model_in
 from faceledger.governance import ledger
 from faceledger.roles import require
 
@@ -70,11 +71,16 @@ def get_collection(session: Session, name: str) -> Collection:
     return col
 
 
-def list_collections(session: Session) -> list[dict[str, Any]]:
+def list_collections(session: Session, model_id: str | None = None) -> list[dict[str, Any]]:
+    """Every collection with its images and its faces in the gallery: those of the active
+    model (``model_id``, or as the database names it), not those a re-embedding keeps or
+    adds beside them."""
     images = dict(session.execute(
         select(Image.collection_id, func.count(Image.id)).group_by(Image.collection_id)).all())
-    faces = dict(session.execute(
-        select(Face.collection_id, func.count(Face.id)).group_by(Face.collection_id)).all())
+    model_id = model_id or active_model_in(session)
+    q = select(Face.collection_id, func.count(Face.id)).group_by(Face.collection_id)
+    faces = dict(session.execute(q if model_id is None else q.where(Face.model_id == model_id))
+                 .all())
     out = []
     for c in session.execute(select(Collection).order_by(Collection.name)).scalars():
         out.append({
@@ -86,9 +92,9 @@ def list_collections(session: Session) -> list[dict[str, Any]]:
     return out
 
 
-def _detail(session: Session, name: str) -> dict[str, Any]:
+def _detail(session: Session, name: str, model_id: str) -> dict[str, Any]:
     get_collection(session, name)  # NotFound with a hint
-    return next(c for c in list_collections(session) if c["name"] == name)
+    return next(c for c in list_collections(session, model_id) if c["name"] == name)
 
 
 # --- services -----------------------------------------------------------------------------
@@ -99,18 +105,21 @@ def create_collection(app: Faceledger, principal: Principal, name: str, legal_ba
     require(principal.role, "collections.manage", principal.name)
     with app.db.write() as s:
         created = add_collection(s, name, legal_basis, description, actor=principal).name
+    model_id = app.model_id
     with app.db.read() as s:  # as stored (and as every later read shows it)
-        return _detail(s, created)
+        return _detail(s, created, model_id)
 
 
 def collection_list(app: Faceledger, principal: Principal) -> list[dict[str, Any]]:
     """Every collection with its image and face counts."""
     require(principal.role, "collections.read", principal.name)
+    model_id = app.model_id
     with app.db.read() as s:
-        return list_collections(s)
+        return list_collections(s, model_id)
 
 
 def collection_detail(app: Faceledger, principal: Principal, name: str) -> dict[str, Any]:
     require(principal.role, "collections.read", principal.name)
+    model_id = app.model_id
     with app.db.read() as s:
-        return _detail(s, name)
+        return _detail(s, name, model_id)

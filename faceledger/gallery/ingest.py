@@ -24,11 +24,12 @@ import numpy as np
 from sqlalchemy import select
 
 from faceledger.db.schema import IngestJob, Rejection
-from faceledger.errors import FaceledgerError, ValidationError
+from faceledger.errors import ConflictError, FaceledgerError, ValidationError
 from faceledger.faces.pipeline import FacePipeline, ImageResult
 from faceledger.gallery.collections import get_collection
 from faceledger.gallery.interrupt import IngestInterrupted, stop_workers
 from faceledger.gallery.optout import optout_threshold, templates
+from faceledger.gallery.reembed_store import stored_active_model, switching_jobs
 from faceledger.gallery.repository import PendingImage, find_image, write_batch
 from faceledger.gallery.sources import Archives, Manifest, Provenance, SourceItem, iter_sources, load_manifest
 from faceledger.gallery.summary import IngestSummary
@@ -37,6 +38,8 @@ from faceledger.roles import require
 from faceledger.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from faceledger.accounts.users import Principal
     from faceledger.core import Faceledger
 
@@ -82,6 +85,20 @@ def _pid_alive(pid: int) -> bool:
     return pid != os.getpid()
 
 
+def _refuse_while_switching(app: Faceledger, s: Session) -> None:
+    """The start check (in the transaction that opens the job): no ingest while a re-embedding
+    is switching the active model, and the model the database names is the one used (a
+    switch made by another process a moment ago counts)."""
+    busy = switching_jobs(s)
+    if busy:
+        raise ConflictError(f"the gallery is switching to face model {busy[0].model_id} "
+                            f"(re-embedding job {busy[0].id}); start the ingest again when it "
+                            "has switched (`faceledger reembed` shows it)", job=busy[0].id)
+    active = stored_active_model(s)
+    if active is not None and active != app.model_id:
+        app.model_switched(active)
+
+
 def collection_name(collection: str) -> str:
     """The input rule for an ingest's target collection: named (ValidationError if blank)."""
     if not collection.strip():
@@ -125,6 +142,7 @@ class Ingest:
         summary = IngestSummary(collection=col_name, total=len(items))
         summary.warnings = provenance.refused + provenance.unmatched({i.key for i in items})
         with app.db.write() as s:
+            _refuse_while_switching(app, s)
             job = IngestJob(collection_id=col_id, user_id=self.principal.user_id,
                             status="running", pid=os.getpid(),
                             sources=[str(p) for p in paths], total=len(items),

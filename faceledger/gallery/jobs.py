@@ -10,13 +10,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from faceledger.db.schema import Collection, IngestJob
+from faceledger.db.schema import Collection, Face, Image, ImageSource, IngestJob
 from faceledger.errors import NotFoundError
 from faceledger.gallery.ingest import Ingest
-from faceledger.gallery.repository import job_face_tally, job_notes
+from faceledger.gallery.reembed import run_reembed, start_reembed
+from faceledger.gallery.repository import job_notes
 from faceledger.gallery.summary import IngestSummary
 from faceledger.roles import require
 
@@ -65,12 +66,35 @@ def job_report(session: Session, job_id: int) -> dict[str, Any]:
                          for r in warned]}
 
 
+def job_face_tally(session: Session, job_id: int, model_id: str, names: int = 1000
+                   ) -> dict[str, Any]:
+    """The images a job added, by their faces in the gallery (those of ``model_id``, the
+    active model: a re-embedding keeps the old model's beside the new) found (0, 1, several),
+    naming (up to ``names``, in ingest order) those with none by the path they came from."""
+    n = (select(func.count(Face.id)).where(Face.image_id == Image.id, Face.model_id == model_id)
+         .correlate(Image).scalar_subquery())
+    rows = session.execute(select(Image.id, n).where(Image.job_id == job_id)
+                           .order_by(Image.id)).all()
+    n_faces = [int(r[1]) for r in rows]
+    none = [int(r[0]) for r in rows if int(r[1]) == 0]
+    shown: dict[int, str] = {}
+    if none[:names]:
+        for image_id, path in session.execute(
+                select(ImageSource.image_id, ImageSource.original_path)
+                .where(ImageSource.image_id.in_(none[:names])).order_by(ImageSource.id)).all():
+            shown.setdefault(int(image_id), str(path))
+    return {"images_no_face": len(none), "images_one_face": n_faces.count(1),
+            "images_several_faces": sum(1 for k in n_faces if k > 1),
+            "no_face_images": [shown[i] for i in none[:names] if i in shown]}
+
+
 class JobRunner:
     def __init__(self, core: Faceledger) -> None:
         self.core = core
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
         self._live: dict[int, IngestSummary] = {}
         self._futures: dict[int, Future[None]] = {}
+        self._reembeds: dict[int, Future[None]] = {}  # re-embedding jobs (their own ids)
         self._lock = threading.Lock()
 
     def submit(self, principal: Principal, staged: Path, collection: str,
@@ -100,6 +124,27 @@ class JobRunner:
         self._futures[job_id] = self._pool.submit(work)
         return job_id
 
+    def submit_reembed(self, principal: Principal, model_id: str, collection: str | None = None
+                       ) -> dict[str, Any]:
+        """Open a re-embedding job now (the service checks "index.manage" and the input) and
+        run it in the background, after any ingest queued before it; its row shows progress."""
+        job = start_reembed(self.core, principal, model_id, collection)
+        job_id = int(job["id"])
+
+        def work() -> None:
+            try:
+                run_reembed(self.core, principal, job_id)
+            except Exception:  # recorded as failed (ledgered) by the service
+                log.exception("re-embedding job %s failed", job_id)
+
+        self._reembeds[job_id] = self._pool.submit(work)
+        return job
+
+    def wait_reembed(self, job_id: int, timeout: float | None = None) -> None:
+        fut = self._reembeds.get(job_id)
+        if fut is not None:
+            fut.result(timeout)
+
     def wait(self, job_id: int, timeout: float | None = None) -> None:
         fut = self._futures.get(job_id)
         if fut is not None:
@@ -122,6 +167,7 @@ class JobRunner:
     def _status(self, job_id: int, per_image: bool) -> dict[str, Any]:
         with self._lock:
             live = self._live.get(job_id)
+        model_id = self.core.model_id
         with self.core.db.read() as s:
             out = job_report(s, job_id)
             live = live if out["status"] == "running" else None
@@ -132,7 +178,7 @@ class JobRunner:
                     "images_several_faces": live.images_several_faces,
                     "no_face_images": live.no_face_images[:1000]}
             elif per_image:
-                tally = job_face_tally(s, job_id)
+                tally = job_face_tally(s, job_id, model_id)
             else:
                 tally = dict.fromkeys(("images_no_face", "images_one_face",
                                        "images_several_faces", "no_face_images"))

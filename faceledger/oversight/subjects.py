@@ -17,9 +17,12 @@ from sqlalchemy.orm import Session
 
 from faceledger.db.schema import Face, Image, LedgerEntry, Search
 from faceledger.errors import FaceChoiceRequired, NoFaceError, NotFoundError, ValidationError
+from faceledger.faces.detect import Detection
 from faceledger.faces.embed import Embedding
 from faceledger.faces.probefaces import choose_face, faces_json
 from faceledger.gallery.optout import add_optout, optout_threshold
+from faceledger.gallery.reembed_guard import model_pipeline
+from faceledger.gallery.reembed_store import pending_models
 from faceledger.gallery.repository import bump_faces_version, faces_with_provenance
 from faceledger.governance import ledger, proofs
 from faceledger.governance.keys import seal, template_key, unseal
@@ -87,6 +90,11 @@ def subject_embedding(app: Faceledger, photo: bytes, face: int | None,
                       label: str = "photo") -> Embedding:
     """The embedding of the subject's face number ``face`` (1, 2, … left to right; None: the
     only face). Only that face is aligned and embedded."""
+    return _subject_face(app, photo, face, label)[1]
+
+
+def _subject_face(app: Faceledger, photo: bytes, face: int | None, label: str
+                  ) -> tuple[Detection, Embedding]:
     check_face_number(face)
     pipe = app.pipeline()
     image = pipe.decode(photo)
@@ -94,7 +102,23 @@ def subject_embedding(app: Faceledger, photo: bytes, face: int | None,
     if not detections:
         raise NoFaceError(f"no face found in the subject's {label}")
     detections, idx = choose_face(detections, face, label)
-    return pipe.embed_detections(image, [detections[idx]], thumbnails=False).faces[0].embedding
+    emb = pipe.embed_detections(image, [detections[idx]], thumbnails=False).faces[0].embedding
+    return detections[idx], emb
+
+
+def _other_models(app: Faceledger, photos: Sequence[bytes], chosen: Sequence[Detection]
+                  ) -> dict[str, list[Embedding]]:
+    """The same faces (the active model's boxes) embedded with each model a re-embedding has
+    started on but not switched to, so the opt-out blocks under it too once it is active."""
+    active = app.model_id
+    with app.db.read() as s:
+        models = pending_models(s, active)
+    out: dict[str, list[Embedding]] = {}
+    for model in models:
+        pipe = model_pipeline(app, model)
+        out[model] = [pipe.embed_detections(pipe.decode(data), [det], thumbnails=False)
+                      .faces[0].embedding for data, det in zip(photos, chosen, strict=True)]
+    return out
 
 
 def find_faces(app: Faceledger, query: Embedding | Sequence[Embedding], k: int = 500
@@ -146,6 +170,13 @@ def subject_embeddings(app: Faceledger, photos: bytes | Sequence[bytes],
                        faces: int | Sequence[int | None] | None = None) -> list[Embedding]:
     """One embedding per photo of the person (1 to OPTOUT_PHOTOS_MAX photos); ``faces``: the
     face number in each photo (one number or None for a single photo)."""
+    return _optout_embeddings(app, photos, faces)[0]
+
+
+def _optout_embeddings(app: Faceledger, photos: bytes | Sequence[bytes],
+                       faces: int | Sequence[int | None] | None = None
+                       ) -> tuple[list[Embedding], dict[str, list[Embedding]]]:
+    """The active model's embeddings (``subject_embeddings``) and the other models'."""
     items = [photos] if isinstance(photos, bytes) else list(photos)
     if not items:
         raise ValidationError("choose at least one photo of the person", field="photo")
@@ -156,15 +187,17 @@ def subject_embeddings(app: Faceledger, photos: bytes | Sequence[bytes],
     if len(picks) != len(items) or (isinstance(faces, int) and len(items) > 1):
         raise ValidationError(f"give one face number per photo ({len(items)} photos)",
                               field="face")
-    out = []
+    out, chosen = [], []
     for n, (data, pick) in enumerate(zip(items, picks, strict=True), 1):
         try:
-            out.append(subject_embedding(app, data, pick,
-                                         "photo" if len(items) == 1 else f"photo {n}"))
+            det, emb = _subject_face(app, data, pick,
+                                     "photo" if len(items) == 1 else f"photo {n}")
         except (FaceChoiceRequired, NoFaceError) as exc:
             exc.details["photo_number"] = n
             raise
-    return out
+        out.append(emb)
+        chosen.append(det)
+    return out, _other_models(app, items, chosen)
 
 
 def optout_preview(app: Faceledger, principal: Principal, photos: bytes | Sequence[bytes],
@@ -175,7 +208,7 @@ def optout_preview(app: Faceledger, principal: Principal, photos: bytes | Sequen
     templates to the confirmation (web), so the photos need not be sent twice."""
     require(principal.role, "subjects.manage", principal.name)
     ref = check_reference(reference)
-    embs = subject_embeddings(app, photos, faces)
+    embs, more = _optout_embeddings(app, photos, faces)
     found = find_faces(app, embs)
     with app.db.write() as s:
         ledger.append(s, "subject.optout_preview", {
@@ -183,7 +216,9 @@ def optout_preview(app: Faceledger, principal: Principal, photos: bytes | Sequen
             "face_ids": [f.face_id for f in found], "by": principal.name}, actor=principal.name)
     body = json.dumps({"by": principal.name, "reference": ref, "model_id": embs[0].model_id,
                        "expires": time.time() + TOKEN_SECONDS,
-                       "templates": [base64.b64encode(e.to_bytes()).decode() for e in embs]})
+                       "templates": [base64.b64encode(e.to_bytes()).decode() for e in embs],
+                       "more": {m: [base64.b64encode(e.to_bytes()).decode() for e in v]
+                                for m, v in more.items()}})
     token = base64.urlsafe_b64encode(seal(template_key(app.settings.home), body.encode()))
     return OptoutPreview(len(embs), optout_threshold(app, embs[0].model_id), found,
                          token.decode())
@@ -191,10 +226,14 @@ def optout_preview(app: Faceledger, principal: Principal, photos: bytes | Sequen
 
 def optout(app: Faceledger, principal: Principal, photo: bytes | Sequence[bytes],
            reference: str, face: int | Sequence[int | None] | None = None) -> int:
-    """Opt a person out from one or more photos (one template each); one ledger entry."""
+    """Opt a person out from one or more photos (one template each, for the active model and
+    for every model a re-embedding has started on); one ledger entry. With the reference of
+    an opt-out lacking one of these models, adds that model's templates to it instead
+    (the remedy a re-embedding's blocked switch names)."""
     require(principal.role, "subjects.manage", principal.name)
     ref = check_reference(reference)
-    return add_optout(app, principal, subject_embeddings(app, photo, face), ref)
+    embs, more = _optout_embeddings(app, photo, face)
+    return add_optout(app, principal, embs, ref, more)
 
 
 def optout_confirm(app: Faceledger, principal: Principal, token: str) -> int:
@@ -212,7 +251,9 @@ def optout_confirm(app: Faceledger, principal: Principal, token: str) -> int:
                               "again from the photos")
     embs = [Embedding.from_bytes(body["model_id"], base64.b64decode(t))
             for t in body["templates"]]
-    return add_optout(app, principal, embs, body["reference"])
+    more = {m: [Embedding.from_bytes(m, base64.b64decode(t)) for t in ts]
+            for m, ts in body.get("more", {}).items()}
+    return add_optout(app, principal, embs, body["reference"], more)
 
 
 def erase(app: Faceledger, principal: Principal, face_ids: list[int], reference: str

@@ -150,7 +150,8 @@ def _row(app: Faceledger, principal: Principal, req: SearchRequest, policy: Poli
         deadline = started + timedelta(hours=policy.authorisation.urgent_window_hours)
     return Search(user_id=principal.user_id, case_ref=req.case_ref or "",
                   purpose=req.purpose or "", offence=req.offence or "",
-                  legal_basis=req.legal_basis or "", mode=req.mode, model_id=app.model_id,
+                  legal_basis=req.legal_basis or "", mode=req.mode,
+                  model_id=chosen.embedding.model_id,
                   threshold=None, top_k=req.top_k, probe_sha256=probe_sha,
                   started_at=started, finished_at=started, ledger_seq=0, result_count=0,
                   face_index=idx, probe_path=app.files.probe_relpath(probe_sha, image.format),

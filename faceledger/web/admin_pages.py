@@ -12,18 +12,22 @@ from faceledger.accounts.passwords import MIN_PASSWORD
 from faceledger.core import Faceledger
 from faceledger.errors import FaceledgerError
 from faceledger.gallery.collections import collection_list, create_collection
+from faceledger.gallery.reembed import reembed_overview
 from faceledger.http.deps import Caller, Core, need
+from faceledger.http.jobs import job_runner
 from faceledger.roles import Role
 from faceledger.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 Admin = Annotated[Caller, Depends(need("users.manage"))]
 CollectionAdmin = Annotated[Caller, Depends(need("collections.manage"))]
+IndexAdmin = Annotated[Caller, Depends(need("index.manage"))]
 NOTICES = {"collection": "Collection added.", "disabled": "User disabled; their tokens and "
            "web sessions no longer work.", "password": "Web password set. A reset ends the user's "
            "web sessions; they sign in with the new password.",
            "unlocked": "User unlocked; they can sign in again.",
-           "not-locked": "That user was not locked out."}
+           "not-locked": "That user was not locked out.",
+           "reembed": "Re-embedding started; searches keep the current model until it is done."}
 
 
 def _admin_page(request: Request, core: Faceledger, caller: Caller, *, status: int = 200,
@@ -35,7 +39,8 @@ def _admin_page(request: Request, core: Faceledger, caller: Caller, *, status: i
     return render(request, "admin.html", caller, status=status, users=users,
                   collections=collections, roles=[r.value for r in Role], error=error,
                   token=token, notice=notice, form=form or {}, me=caller.principal.name,
-                  min_password=MIN_PASSWORD, password=password)
+                  min_password=MIN_PASSWORD, password=password,
+                  reembed=reembed_overview(core, caller.principal))
 
 
 def _failed(request: Request, core: Faceledger, caller: Caller, exc: FaceledgerError,
@@ -119,3 +124,16 @@ def add_collection_page(request: Request, core: Core, caller: CollectionAdmin,
     except FaceledgerError as exc:
         return _failed(request, core, caller, exc, form)
     return RedirectResponse("/admin?done=collection#collections", status_code=303)
+
+
+@router.post("/admin/reembed")
+def start_reembed_page(request: Request, core: Core, caller: IndexAdmin,
+                       model: Annotated[str, Form()] = "",
+                       collection: Annotated[str, Form()] = "") -> Response:
+    """Re-embed the gallery with another model in the background (ledgered)."""
+    form = {"re_model": model, "re_collection": collection}
+    try:
+        job_runner(request).submit_reembed(caller.principal, model, collection or None)
+    except FaceledgerError as exc:
+        return _failed(request, core, caller, exc, form)
+    return RedirectResponse("/admin?done=reembed#reembed", status_code=303)

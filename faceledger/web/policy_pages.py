@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from faceledger.core import Faceledger
 from faceledger.errors import NotFoundError
+from faceledger.faces.models.pack import describe
 from faceledger.http.deps import Caller, Core, need
 from faceledger.oversight import policy_service
 from faceledger.oversight.service import log_key
@@ -58,8 +59,11 @@ def model_page(request: Request, core: Core, caller: Anyone) -> Response:
         info = {"stamp": card.parent.name, "embedded": _safe(html), "has_md": md.is_file()}
     # The ledger's public key: `faceledger eval card` runs without a data home, so the card
     # itself cannot carry it; the page that serves the card shows it.
+    # The model packs offered (their licence binds whoever uses them), read from their
+    # manifests: nothing is downloaded or hashed for the page.
+    packs = describe(core.settings.model_packs, core.settings.home)
     return render(request, "model.html", caller, card=info, model_id=core.model_id,
-                  log_key=log_key(core, caller.principal))
+                  log_key=log_key(core, caller.principal), packs=packs)
 
 
 @router.get("/model/card")

@@ -13,6 +13,7 @@ from faceledger.api.routes import (
     models,
     oversight,
     policy,
+    reembed,
     reports,
     retention,
     searches,
@@ -32,7 +33,7 @@ def register_api(app: FastAPI) -> None:
     app.mount("/static/swagger", StaticFiles(directory=SWAGGER_UI_DIR), name="swagger")
     app.include_router(health.router)
     for module in (collections, searches, faces, ledger, users, oversight, subjects,
-                   retention, policy, reports, models, transparency):
+                   retention, policy, reports, models, transparency, reembed):
         app.include_router(module.router, prefix=PREFIX)
     # Starlette parses at most 1000 files per form by default; ingest uploads may hold more.
     app.include_router(ingest.router, prefix=PREFIX, form_limits={

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from faceledger.faces.align import Aligner
     from faceledger.faces.detect import Detector
     from faceledger.faces.embed import Embedder
+    from faceledger.faces.models.pack import LoadedPack
+    from faceledger.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class ModelOptions:
     jitters: int = 0
     embed_runtime: str = "onnx"  # "onnx" (ONNX Runtime, the default) or "dlib" (dlib-bin)
     onnx_threads: int = 1  # ONNX Runtime intra-op threads per process
+    detector_runtime: str = "onnx"  # runs the "cnn" detector: "onnx" (ONNX Runtime) or "dlib"
+    # The accurate detector run where ``detector`` finds no face (None: no second pass).
+    fallback_detector: str | None = None
     # Where the built ONNX graph is cached (None: built in memory). Not part of the model's
     # identity: it changes no output, so one loaded model serves every data home in a process.
     cache_dir: str | None = field(default=None, compare=False)
@@ -91,3 +96,23 @@ def load_model(model_id: str, options: ModelOptions | None = None) -> FaceModel:
         model = factory(options)
         _LOADED[key] = model
         return model
+
+
+def register_packs(settings: Settings) -> list[LoadedPack]:
+    """Register the model packs ``settings.model_packs`` names (folders, or http(s) URLs with
+    ``#sha256=``, downloaded once into ``<home>/models/packs/``), so ``load_model`` finds them by
+    ``<name>-<version>``. Call it before loading a pack's model; calling it again is harmless.
+    Their files' SHA-256 are checked when the model loads."""
+    from faceledger.faces.models import onnx_pack, pack
+
+    _ensure_builtin()
+    loaded = []
+    for entry in settings.model_packs:
+        found = pack.resolve(entry, settings.home)
+        known = _REGISTRY.get(found.model_id)
+        if known is not None and not known[0].source.startswith("model pack "):
+            raise ConfigError(f"model pack {found.model_id!r} has the id of a built-in model; "
+                              "rename the pack")
+        register_model(onnx_pack.capabilities_of(found), onnx_pack.factory(found))
+        loaded.append(found)
+    return loaded
