@@ -11,7 +11,7 @@ from PIL import Image
 
 from faceledger.faces.decode import DecodedImage, decode_image, working_copy
 from faceledger.faces.detect import Box, Detection, Detector, padded, unpadded
-from faceledger.faces.models.base import FaceModel, ModelOptions, load_model
+from faceledger.faces.models.base import FaceModel, ModelOptions, load_model, register_packs
 
 if TYPE_CHECKING:
     from faceledger.faces.embed import Embedding
@@ -96,6 +96,8 @@ class FacePipeline:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FacePipeline:
+        if settings.model_packs:
+            register_packs(settings)  # a pack's model id is known once its manifest is read
         options = ModelOptions(settings.detector, settings.upsample, settings.min_detector_score,
                                settings.jitters, embed_runtime=settings.embed_runtime,
                                onnx_threads=settings.onnx_threads,

@@ -34,7 +34,15 @@ if TYPE_CHECKING:
     from faceledger.core import Faceledger
     from faceledger.db.engine import Database
 
-DIM = 128
+DIM = 128  # dlib's; other models' dimension comes from their stored vectors or the registry
+
+
+def model_dim(model_id: str) -> int:
+    """The embedding size of ``model_id`` (registered models; ``DIM`` for an unknown one)."""
+    from faceledger.faces.models import available_models
+
+    caps = available_models().get(model_id)
+    return caps.dim if caps is not None else DIM
 READ_BATCH = 10_000  # rows per fetch when loading a collection's embeddings
 
 
@@ -88,18 +96,26 @@ class IndexStore:
         Measured on 1M faces in SQLite: peak +533 MiB for 488 MiB of vectors, against +1,690 MiB
         when all rows were fetched, joined and copied (at 10M faces: ~5 GB against ~17 GB)."""
         where = (Face.collection_id == collection_id, Face.model_id == model_id)
+        dim = self._dim(model_id, where)
         if only is None:
-            return self._read_vectors(where)
-        parts = [self._read_vectors((*where, Face.id.in_(chunk.tolist())))
+            return self._read_vectors(where, dim)
+        parts = [self._read_vectors((*where, Face.id.in_(chunk.tolist())), dim)
                  for chunk in np.array_split(np.sort(only), max(1, -(-only.size // READ_BATCH)))]
         return (np.concatenate([p[0] for p in parts]),
-                np.concatenate([p[1] for p in parts]).reshape(-1, DIM))
+                np.concatenate([p[1] for p in parts]).reshape(-1, dim))
 
-    def _read_vectors(self, where: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def _dim(self, model_id: str, where: tuple[Any, ...]) -> int:
+        """The model's embedding size: from one stored vector, else the registry."""
+        with self.db.read() as s:
+            one = s.execute(select(Face.embedding).where(*where).limit(1)).scalar_one_or_none()
+        return len(one) // 4 if one else model_dim(model_id)
+
+    def _read_vectors(self, where: tuple[Any, ...], dim: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
         with self.db.read() as s:
             n = s.execute(select(func.count()).select_from(Face).where(*where)).scalar_one()
             ids = np.empty(n, dtype=np.int64)
-            vecs = np.empty((n, DIM), dtype=np.float32)
+            vecs = np.empty((n, dim), dtype=np.float32)
             filled = 0
             result = s.execute(select(Face.id, Face.embedding).where(*where).order_by(Face.id)
                                .execution_options(yield_per=READ_BATCH))
@@ -110,7 +126,7 @@ class IndexStore:
                 m = len(part)
                 ids[filled:filled + m] = [r[0] for r in part]
                 vecs[filled:filled + m] = np.frombuffer(b"".join(r[1] for r in part),
-                                                        dtype="<f4").reshape(m, DIM)
+                                                        dtype="<f4").reshape(m, dim)
                 filled += m
                 if filled == n:
                     break
@@ -129,7 +145,7 @@ class IndexStore:
     def rebuild(self, model_id: str, collection_id: int) -> VectorIndex:
         with self._lock, self._file_lock(self._path(model_id, collection_id)):
             ids, vecs = self._db_vectors(model_id, collection_id)
-            index = build_index(model_id, DIM, ids, vecs, exact_max=self.exact_max,
+            index = build_index(model_id, vecs.shape[1], ids, vecs, exact_max=self.exact_max,
                                 nprobe=self.nprobe, approximate=self.approximate,
                                 ef_search=self.ef_search)
             index.save(self._path(model_id, collection_id))

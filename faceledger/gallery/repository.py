@@ -178,7 +178,8 @@ def _index_adds(new_faces: Sequence[Face], version: int) -> list[IndexAdd]:
     out: list[IndexAdd] = []
     for model_id, faces in by_model.items():
         ids = np.asarray([f.id for f in faces], dtype=np.int64)
-        vecs = np.frombuffer(b"".join(f.embedding for f in faces), dtype="<f4").reshape(-1, 128)
+        dim = len(faces[0].embedding) // 4  # float32 vectors; every face of a model alike
+        vecs = np.frombuffer(b"".join(f.embedding for f in faces), dtype="<f4").reshape(-1, dim)
         out.append((model_id, ids, vecs.astype(np.float32), version))
     return out
 

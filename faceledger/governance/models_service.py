@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceledger.errors import NotFoundError
 from faceledger.faces.models import available_models
+from faceledger.faces.models.base import register_packs
 from faceledger.governance.calibration import active_calibration
 from faceledger.roles import require
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 def models_overview(app: Faceledger, principal: Principal) -> dict[str, Any]:
     """{in_use, models: {model_id: capabilities + calibration (or None)}}."""
     require(principal.role, "signed_in", principal.name)
+    if app.settings.model_packs:
+        register_packs(app.settings)  # list the configured packs too (no download: resolved)
     out: dict[str, Any] = {"in_use": app.model_id, "models": {}}
     with app.db.read() as s:
         for model_id, caps in available_models().items():

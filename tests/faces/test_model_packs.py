@@ -342,9 +342,6 @@ def test_whole_path_with_a_pack_model(built: Path, tmp_path: Path) -> None:
         app.close()
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="faceledger/gallery assumes 128-d "
-                   "embeddings (repository._index_adds reshape(-1, 128), indexstore.DIM, "
-                   "optout.templates): ArcFace packs give 512; remove this mark once fixed")
 def test_a_512_d_pack_can_be_ingested(tmp_path: Path) -> None:
     folder = build_pack(tmp_path / "wide", name="wide-arc", dim=512)
     settings = Settings(home=tmp_path / "home", workers=1, model="wide-arc-1.0",

@@ -144,7 +144,7 @@ def test_held_search_waits_for_approval_then_shows_candidates(
         auth.get_by_role("button", name="Add reference").click()
     expect(page.get_by_test_id("notice")).to_contain_text("authorisation reference was added")
     expect(page.get_by_test_id("authorisation")).to_have_count(0)
-    expect(page.locator(".meta-grid")).to_contain_text("AUTH-24/0091")
+    expect(page.locator(".search-meta")).to_contain_text("AUTH-24/0091")
     ivy.assert_clean()
     sue.assert_clean()
 

@@ -133,8 +133,10 @@ def test_repeated_wrong_passwords_back_off_with_429(open_session: Any) -> None:
     """Issue 12 part 3: after 5 failures (the default) a name waits, with a page saying how long;
     an unknown name is held back exactly like a real one (no hint which names exist)."""
     s = open_session()
-    statuses = []
-    for _ in range(6):
+    statuses: list[int] = []
+    # The 6th try is refused unless the back-off (1 s, then doubling) ran out while the page
+    # loaded, as on a loaded machine; then a later try within the longer wait is.
+    for _ in range(9):
         s.goto("/login")
         s.page.get_by_label("User name").fill("no-such-user")
         s.page.get_by_label("Password").fill("guessing-again")
@@ -143,9 +145,11 @@ def test_repeated_wrong_passwords_back_off_with_429(open_session: Any) -> None:
             s.page.get_by_role("button", name="Sign in").click()
         statuses.append(info.value.status)
         retry = info.value.headers.get("retry-after")
+        if statuses[-1] == 429:
+            break
     s.page.wait_for_load_state("networkidle")
     s.snap("login-backed-off")
-    assert statuses == [401] * 5 + [429]
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429, statuses
     assert retry is not None and int(retry) >= 1
     expect(s.page.get_by_test_id("error")).to_contain_text("try again in")
     s.assert_clean()
