@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from faceledger.db.schema import Face
 from faceledger.faces.embed import check_same_model
+from faceledger.faces.models.base import model_dim
 from faceledger.gallery.collections import get_collection, list_collections
 from faceledger.gallery.index import HnswIndex, IvfIndex, VectorIndex, build_index, load_index
 from faceledger.gallery.index.faiss_hnsw import DEFAULT_EF_SEARCH
@@ -35,14 +36,6 @@ if TYPE_CHECKING:
     from faceledger.db.engine import Database
 
 DIM = 128  # dlib's; other models' dimension comes from their stored vectors or the registry
-
-
-def model_dim(model_id: str) -> int:
-    """The embedding size of ``model_id`` (registered models; ``DIM`` for an unknown one)."""
-    from faceledger.faces.models import available_models
-
-    caps = available_models().get(model_id)
-    return caps.dim if caps is not None else DIM
 READ_BATCH = 10_000  # rows per fetch when loading a collection's embeddings
 
 

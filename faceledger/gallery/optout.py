@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from faceledger.db.schema import BlockedSubject, Face
 from faceledger.errors import NotFoundError
+from faceledger.faces.models.base import model_dim
 from faceledger.governance import ledger
 from faceledger.governance.calibration import active_calibration, threshold_for_fnmr
 from faceledger.governance.keys import seal, template_key, unseal
@@ -61,7 +62,7 @@ def template_set(app: Faceledger, model_id: str) -> Templates:
                          .where(BlockedSubject.model_id == model_id)
                          .order_by(BlockedSubject.id)).all()
     if not rows:
-        return Templates(np.zeros((0, 128), dtype=np.float32), [], [])
+        return Templates(np.zeros((0, model_dim(model_id)), dtype=np.float32), [], [])
     key = template_key(app.settings.home)
     vecs = np.stack([np.frombuffer(unseal(key, r[0]), dtype="<f4") for r in rows])
     return Templates(vecs.astype(np.float32), [int(r[1]) for r in rows],

@@ -75,6 +75,12 @@ def available_models() -> dict[str, ModelCapabilities]:
     return {k: v[0] for k, v in _REGISTRY.items()}
 
 
+def model_dim(model_id: str, default: int = 128) -> int:
+    """The embedding size of ``model_id`` (``default``, dlib's, for one not registered here)."""
+    caps = available_models().get(model_id)
+    return caps.dim if caps is not None else default
+
+
 def load_model(model_id: str, options: ModelOptions | None = None) -> FaceModel:
     """Load (once per process and option set) and return the model bundle."""
     _ensure_builtin()
