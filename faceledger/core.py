@@ -20,7 +20,9 @@ from faceledger.db.engine import Database
 from faceledger.db.schema import User
 from faceledger.errors import ConflictError
 from faceledger.faces.pipeline import FacePipeline
+from faceledger.gallery.index.milvus_backend import MilvusConfig
 from faceledger.gallery.indexstore import IndexStore
+from faceledger.gallery.milvus_store import MilvusStore
 from faceledger.gallery.reembed_store import stored_active_model
 from faceledger.gallery.storage import FileStore, private_umask, secure_home
 from faceledger.governance import ledger
@@ -47,7 +49,9 @@ class Faceledger:
                         "owner may read it): %s", settings.home, "; ".join(repaired[:20]))
         self.db = Database(settings.db_url)
         self.files = FileStore(settings.home)
-        self.indexes = IndexStore(
+        self.indexes: IndexStore = MilvusStore(
+            MilvusConfig.from_settings(settings), self.db, settings.index_dir,
+        ) if settings.vector_uri else IndexStore(
             settings.index_dir, self.db, exact_max=settings.index_exact_max,
             nprobe=settings.index_nprobe, approximate=settings.index_approximate,
             ef_search=settings.index_ef_search,
@@ -137,6 +141,6 @@ class Faceledger:
             return accounts.authenticate(s, token)
 
     def close(self) -> None:
-        self.indexes.flush()
+        self.indexes.close()  # flushes; a Milvus Lite file is released for the next process
         maybe_checkpoint(self)  # a CLI run that made a checkpoint due signs it as it exits
         self.db.dispose()

@@ -153,6 +153,23 @@ class Settings(BaseSettings):
     max_upload_files: int = Field(default=2000, ge=1, description="Files in one ingest upload.")
     max_request_bytes: int = Field(default=512 * 1024 * 1024, gt=0,
                                    description="Largest request body (ingest uploads).")
+    # Vector engine: Milvus instead of the faiss files (faceledger/gallery/index/milvus_backend.py)
+    vector_uri: str | None = Field(default=None, description="Milvus server or cluster URI "
+                                   "(http://host:19530), or a local file ending in .db for Milvus "
+                                   "Lite; unset: faiss index files in the data home.")
+    vector_token: str | None = Field(default=None, description="Milvus token (user:password or "
+                                     "API key); none for Milvus Lite.")
+    vector_prefix: str = Field(default="faceledger", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+                               description="Prefix of the Milvus collections (one per model).")
+    vector_index: str = Field(default="HNSW", description="Milvus index type (HNSW, IVF_FLAT, "
+                              "DISKANN, GPU_CAGRA, ... where the cluster has them; Milvus Lite: "
+                              "FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8, AUTOINDEX).")
+    vector_index_params: dict[str, int | float | str | bool] = Field(
+        default_factory=dict, description="Index build parameters as JSON (HNSW default: "
+        '{"M": 32, "efConstruction": 128}); read when a model\'s Milvus collection is created.')
+    vector_search_params: dict[str, int | float | str | bool] = Field(
+        default_factory=dict, description="Search parameters as JSON (HNSW default: "
+        '{"ef": index_ef_search}, raised to k when smaller; IVF: {"nprobe": index_nprobe}).')
 
     @property
     def db_url(self) -> str:

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from faceledger.cli.common import emit_json, login, open_app
 from faceledger.gallery import indexstore
 from faceledger.gallery.collections import collection_list, create_collection
+from faceledger.gallery.index_check import index_check as check_indexes
 from faceledger.gallery.ingest import Ingest
 from faceledger.gallery.interrupt import IngestInterrupted, stop_on_signals
 from faceledger.gallery.summary import IngestSummary
@@ -139,6 +140,31 @@ def index_status(as_json: bool = typer.Option(False, "--json")) -> None:
     for o in out:
         typer.echo(f"{o['collection']:<24} {o['faces_in_index']:>8} in index / "
                    f"{o['faces_in_db']:>8} in db  {o['kind']} ({o['model_id']})")
+
+
+@index.command("check")
+def index_check(
+    repair: bool = typer.Option(False, "--repair", help="Put missing faces and differing vectors "
+                                "back, delete ids the database no longer has."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Compare each index with the database: face counts and a sample of vectors. Exits 1 when
+    they differ (after --repair: when they still do)."""
+    with open_app() as app:
+        out = check_indexes(app, login(app), repair=repair)
+    if as_json:
+        emit_json(out)
+    else:
+        for o in out["indexes"]:
+            state = "OK" if o["ok"] else "MISMATCH"
+            fixed = " (repaired)" if o["repaired"] else ""
+            typer.echo(f"{o['collection']:<24} {o['model_id']}: {o['faces_in_index']} in index / "
+                       f"{o['faces_in_db']} in db, {o['missing']} missing, {o['extra']} extra, "
+                       f"{len(o['vectors_differ'])}/{o['sampled']} sampled vectors differ  "
+                       f"{state}{fixed}")
+        typer.echo(f"{out['engine']}: {'OK' if out['ok'] else 'MISMATCH (faceledger index check --repair)'}")
+    if not out["ok"]:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

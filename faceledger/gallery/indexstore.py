@@ -207,6 +207,10 @@ class IndexStore:
             return
         self._dirty.add((model_id, collection_id))
 
+    def close(self) -> None:
+        """Release what the store holds open (faiss files: nothing; see MilvusStore)."""
+        self.flush()
+
     def flush(self) -> None:
         """Persist changed indexes. Between flushes the database is still the truth: a process
         that dies before flushing leaves an index that ``get`` reconciles on next use."""

@@ -10,14 +10,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faceledger.db.schema import Collection, Face, Image, ImageSource, IngestJob
+from faceledger.db.schema import Collection, IngestJob
 from faceledger.errors import NotFoundError
 from faceledger.gallery.ingest import Ingest
 from faceledger.gallery.reembed import run_reembed, start_reembed
-from faceledger.gallery.repository import job_notes
+from faceledger.gallery.repository import job_face_tally, job_notes
 from faceledger.gallery.summary import IngestSummary
 from faceledger.roles import require
 
@@ -64,28 +64,6 @@ def job_report(session: Session, job_id: int) -> dict[str, Any]:
                            for r in rejected],
             "warnings": [{"path": r.path, "code": r.code, "reason": r.reason}
                          for r in warned]}
-
-
-def job_face_tally(session: Session, job_id: int, model_id: str, names: int = 1000
-                   ) -> dict[str, Any]:
-    """The images a job added, by their faces in the gallery (those of ``model_id``, the
-    active model: a re-embedding keeps the old model's beside the new) found (0, 1, several),
-    naming (up to ``names``, in ingest order) those with none by the path they came from."""
-    n = (select(func.count(Face.id)).where(Face.image_id == Image.id, Face.model_id == model_id)
-         .correlate(Image).scalar_subquery())
-    rows = session.execute(select(Image.id, n).where(Image.job_id == job_id)
-                           .order_by(Image.id)).all()
-    n_faces = [int(r[1]) for r in rows]
-    none = [int(r[0]) for r in rows if int(r[1]) == 0]
-    shown: dict[int, str] = {}
-    if none[:names]:
-        for image_id, path in session.execute(
-                select(ImageSource.image_id, ImageSource.original_path)
-                .where(ImageSource.image_id.in_(none[:names])).order_by(ImageSource.id)).all():
-            shown.setdefault(int(image_id), str(path))
-    return {"images_no_face": len(none), "images_one_face": n_faces.count(1),
-            "images_several_faces": sum(1 for k in n_faces if k > 1),
-            "no_face_images": [shown[i] for i in none[:names] if i in shown]}
 
 
 class JobRunner:

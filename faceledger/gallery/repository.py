@@ -188,10 +188,12 @@ def _index_adds(new_faces: Sequence[Face], version: int) -> list[IndexAdd]:
 WARNING_CODES = frozenset({"manifest_unmatched", "manifest_refused"})
 
 
-def job_face_tally(session: Session, job_id: int, names: int = 1000) -> dict[str, Any]:
-    """The images a job added, by faces found (0, 1, several), naming (up to ``names``, in
-    ingest order) those with no face by the path they were ingested from."""
-    n = (select(func.count(Face.id)).where(Face.image_id == Image.id)  # faces.image_id index
+def job_face_tally(session: Session, job_id: int, model_id: str, names: int = 1000
+                   ) -> dict[str, Any]:
+    """The images a job added, by their faces in the gallery (those of ``model_id``, the
+    active model: a re-embedding keeps the old model's beside the new) found (0, 1, several),
+    naming (up to ``names``, in ingest order) those with none by the path they came from."""
+    n = (select(func.count(Face.id)).where(Face.image_id == Image.id, Face.model_id == model_id)
          .correlate(Image).scalar_subquery())
     rows = session.execute(select(Image.id, n).where(Image.job_id == job_id)
                            .order_by(Image.id)).all()
@@ -204,7 +206,7 @@ def job_face_tally(session: Session, job_id: int, names: int = 1000) -> dict[str
                 .where(ImageSource.image_id.in_(none[:names])).order_by(ImageSource.id)).all():
             shown.setdefault(int(image_id), str(path))
     return {"images_no_face": len(none), "images_one_face": n_faces.count(1),
-            "images_several_faces": sum(1 for n in n_faces if n > 1),
+            "images_several_faces": sum(1 for k in n_faces if k > 1),
             "no_face_images": [shown[i] for i in none[:names] if i in shown]}
 
 

@@ -174,7 +174,7 @@ def test_faces_per_image_unmatched_rows_and_stages(world: World, tmp_path: Path)
         finished = next(e for e in ledger.read(s, kind="ingest.finished"))
         assert json.loads(finished.payload or "{}")["images_no_face"] == 1
         # the warning is kept with the job but is not a rejection
-        tally = job_face_tally(s, summary.job_id)
+        tally = job_face_tally(s, summary.job_id, world.app.model_id)
         rejected, warned = job_notes(s, summary.job_id)
     assert (tally["images_no_face"], tally["images_one_face"],
             tally["images_several_faces"]) == (1, 1, 1)

@@ -20,9 +20,9 @@ from faceledger.db.schema import BlockedSubject, Face, Image, ReembedJob
 from faceledger.errors import ConflictError
 from faceledger.gallery.collections import collection_list
 from faceledger.gallery.ingest import Ingest
-from faceledger.gallery.jobs import job_face_tally
 from faceledger.gallery.optout import withheld_faces
 from faceledger.gallery.reembed import reembed_status, run_reembed, start_reembed
+from faceledger.gallery.repository import job_face_tally
 from faceledger.governance import ledger
 from faceledger.oversight import subjects
 from tests.conftest import World

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from faceledger.gallery.index.base import IndexFactory, IndexLoader, VectorIndex
 _lock = threading.Lock()
 _factories: dict[str, IndexFactory] = {}
 _loaders: dict[str, IndexLoader] = {}
+# Kinds whose module (and client library) loads on first use: module with a ``register()``.
+_LAZY = {"milvus": "faceledger.gallery.index.milvus_backend"}
 
 
 def register_index(kind: str, factory: IndexFactory, loader: IndexLoader) -> None:
@@ -25,12 +28,16 @@ def register_index(kind: str, factory: IndexFactory, loader: IndexLoader) -> Non
 
 def available_kinds() -> list[str]:
     with _lock:
-        return sorted(_factories)
+        return sorted(set(_factories) | set(_LAZY))
 
 
 def _lookup(kind: str, table: dict[str, Any]) -> Any:
     with _lock:
         entry = table.get(kind)
+    if entry is None and kind in _LAZY:
+        importlib.import_module(_LAZY[kind]).register()
+        with _lock:
+            entry = table.get(kind)
     if entry is None:
         raise ValidationError(
             f"unknown index kind {kind!r}; available: {', '.join(available_kinds()) or 'none'}",
