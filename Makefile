@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export FACELEDGER_HOME ?= $(CURDIR)/faceledger-data
 
-.PHONY: install browser run test lint typecheck bench clean
+.PHONY: install browser postgres run test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ lint: install
 browser: install
 	@scripts/ensure-browser $(PY)
 
-test: lint browser
+# The database tests start a throwaway PostgreSQL server of their own (tests/pg.py) from Debian's
+# postgresql binaries: scripts/ensure-postgres installs them (apt-get) when they are missing.
+postgres:
+	@scripts/ensure-postgres >/dev/null
+
+test: lint browser postgres
 	$(VENV)/bin/pytest -q
 
 # init once (a note, not an error, when the data home exists); serve prints the sign-in last.

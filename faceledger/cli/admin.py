@@ -197,6 +197,8 @@ def users_token(name: str, as_json: bool = typer.Option(False, "--json")) -> Non
 def serve(
     host: str | None = typer.Option(None, help="Default: FACELEDGER_HOST (127.0.0.1)."),
     port: int | None = typer.Option(None, help="Default: FACELEDGER_PORT (8000)."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="API processes (each loads "
+                                "the models); more than 1 needs PostgreSQL (FACELEDGER_DATABASE_URL)."),
 ) -> None:
     """Run the REST API and web UI (models load once at start-up)."""
     import uvicorn
@@ -209,13 +211,36 @@ def serve(
                                            "port": port or settings.port})
     with open_app() as app:
         app.db.require_initialised()
+        if workers > 1 and not app.db.is_postgres:
+            raise ValidationError(
+                f"serve --workers {workers} needs PostgreSQL: set FACELEDGER_DATABASE_URL="
+                "postgresql+psycopg://USER@HOST/DB (see README); on the embedded SQLite "
+                "database run one API process (leave out --workers)", field="workers")
     url = f"http://{settings.host}:{settings.port}/"
+    if workers > 1:
+        _serve_workers(settings.host, settings.port, workers, url)
+        return
     typer.echo(f"Starting faceledger on {url} (loading the face models)...")
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host,
                                            port=settings.port, log_level="info",
                                            proxy_headers=False))
     threading.Thread(target=_banner_when_started, args=(server, url), daemon=True).start()
     server.run()
+
+
+def _serve_workers(host: str, port: int, workers: int, url: str) -> None:
+    """``workers`` uvicorn processes on one socket, each building the app from the
+    environment (FACELEDGER_HOST and FACELEDGER_PORT set to what this command was given)."""
+    import os
+
+    import uvicorn
+
+    os.environ.update(FACELEDGER_HOST=host, FACELEDGER_PORT=str(port))
+    typer.echo(f"Starting faceledger on {url} with {workers} API processes "
+               "(each loads the face models)...")
+    typer.echo("\n".join(banner_lines(url, sys.stdout.isatty())))
+    uvicorn.run("faceledger.server:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="info", proxy_headers=False)
 
 
 def _banner_when_started(server: Any, url: str) -> None:

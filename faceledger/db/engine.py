@@ -1,6 +1,10 @@
 """Engine and transactions. A write transaction takes the database's write lock up front
-(``BEGIN IMMEDIATE`` on SQLite) so the service that owns it can commit an action and its
-ledger entry together without lock-upgrade failures."""
+(``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL a transaction-scoped advisory lock taken as its
+first statement, under READ COMMITTED) so the service that owns it does every check and the
+write it guards, and commits the action with its ledger entry, as if alone: two searches
+cannot both pass a quota of one, from threads or from several processes. Reads take no lock.
+``ledger.append`` also locks the ``ledger_head`` row (``SELECT ... FOR UPDATE``), which keeps
+the chain whole for any writer that bypasses ``Database.write``."""
 
 from __future__ import annotations
 
@@ -55,10 +59,22 @@ def _sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+# pg_advisory_xact_lock key of the writers' lock (any fixed 64-bit number; "faceledger" in ASCII)
+WRITE_LOCK_KEY = 0x6661_6365_6C65_6467
+
+
+def _postgres_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("faceledger_writer"):
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.is_postgres = url.startswith("postgresql")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -68,6 +84,9 @@ class Database:
         if self.is_sqlite:
             _sqlite_hooks(self.engine)
             writer: Engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        elif self.is_postgres:
+            _postgres_hooks(self.engine)
+            writer = self.engine.execution_options(faceledger_writer=True)
         else:
             writer = self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)
@@ -119,6 +138,8 @@ class Database:
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection_url"] = self.url
         with self.engine.begin() as conn:
+            if self.is_postgres:  # several processes opening one database migrate one at a time
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 

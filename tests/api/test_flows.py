@@ -5,12 +5,37 @@ from __future__ import annotations
 import io
 import time
 import zipfile
+from collections.abc import Iterator
 
-from tests.live import LiveServer
+import pytest
+
+from tests.conftest import BOTH_DATABASES
+from tests.live import LiveServer, serve
 from tests.photos import astronaut_face, collage, encode, grace_hopper, variants
 
 FIELDS = {"case": "API-1", "purpose": "criminal investigation", "offence": "robbery",
           "legal_basis": "test warrant 42"}
+
+
+@pytest.fixture(scope="module", params=BOTH_DATABASES)
+def live_server(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Every flow here on a server over SQLite, then over PostgreSQL (a fresh database: the
+    seeding reads FACELEDGER_DATABASE_URL from the environment, the server is handed it)."""
+    if request.param == "sqlite":
+        with serve(tmp_path_factory.mktemp("live")) as server:
+            yield server
+        return
+    pg_server = request.getfixturevalue("pg_server")
+    url = pg_server.create_database()
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("FACELEDGER_DATABASE_URL", url)
+            with serve(tmp_path_factory.mktemp("live-pg"), FACELEDGER_DATABASE_URL=url) as server:
+                assert not (server.home / "faceledger.db").exists()  # no SQLite file: on PostgreSQL
+                yield server
+    finally:
+        pg_server.drop_database(url)
 
 
 def test_search_two_faces_then_choose(live_server: LiveServer) -> None:

@@ -14,8 +14,10 @@ from faceledger.gallery.ingest import Ingest
 from faceledger.gallery.repository import BatchResult, JobTotals, PendingImage, write_batch
 from faceledger.gallery.sources import Provenance, SourceItem
 from faceledger.governance import ledger
-from tests.conftest import World
+from tests.conftest import BOTH_DATABASES, World
 from tests.photos import astronaut_face, collage, encode
+
+DB_BACKENDS = BOTH_DATABASES  # every test here runs on SQLite and on PostgreSQL
 
 
 def _job(world: World, tmp_path: Path) -> int:

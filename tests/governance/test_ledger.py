@@ -6,7 +6,9 @@ from sqlalchemy import delete, select, update
 
 from faceledger.db.schema import LedgerEntry, LedgerHead
 from faceledger.governance import ledger
-from tests.conftest import World
+from tests.conftest import BOTH_DATABASES, World
+
+DB_BACKENDS = BOTH_DATABASES  # every test here runs on SQLite and on PostgreSQL
 
 
 def _fill(world: World, n: int = 6) -> None:

@@ -17,8 +17,10 @@ from faceledger.errors import PermissionDeniedError
 from faceledger.governance import checkpoints, ledger, log_verify, notes, signing_key, tree
 from faceledger.governance.log_verify import LogReport
 from faceledger.settings import Settings
-from tests.conftest import World, make_settings
+from tests.conftest import BOTH_DATABASES, SQLITE_ONLY, World, make_settings
 from tests.tamper import cut_tail, db_file, delete_checkpoints, fill, head_seq, rewrite_entry
+
+DB_BACKENDS = BOTH_DATABASES  # but the tests that tamper with the SQLite file itself
 
 
 def _chain_ok(world: World) -> bool:
@@ -42,6 +44,7 @@ def _verify(world: World, note: Path | None = None, *, vkey: str | None = None,
                                  incremental=incremental)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("cut", [1, 50])
 @pytest.mark.parametrize("drop_stored", [False, True])
 def test_tail_cut_and_head_rewind_is_truncated(world: World, tmp_path: Path, cut: int,
@@ -63,6 +66,7 @@ def test_tail_cut_and_head_rewind_is_truncated(world: World, tmp_path: Path, cut
     assert _verify(world, note, incremental=True).problem == report.problem
 
 
+@SQLITE_ONLY
 def test_cut_then_regrown_past_the_checkpoint_is_rewritten_history(world: World,
                                                                     tmp_path: Path) -> None:
     note, size = _checkpoint_file(world, tmp_path)
@@ -74,6 +78,7 @@ def test_cut_then_regrown_past_the_checkpoint_is_rewritten_history(world: World,
     assert report.problem.startswith("REWRITTEN HISTORY") and f"1..{size}" in report.problem
 
 
+@SQLITE_ONLY
 def test_middle_entry_rewritten_with_every_later_hash_recomputed(world: World,
                                                                  tmp_path: Path) -> None:
     note, _ = _checkpoint_file(world, tmp_path)
@@ -185,6 +190,7 @@ def test_a_correct_log_verifies_full_then_incrementally(world: World, tmp_path: 
     assert _verify(world, note, incremental=True).ok  # an older checkpoint, proven earlier
 
 
+@SQLITE_ONLY
 def test_incremental_still_catches_a_cut_below_the_proven_checkpoint(world: World,
                                                                      tmp_path: Path) -> None:
     note, size = _checkpoint_file(world, tmp_path)

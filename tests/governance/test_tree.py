@@ -15,7 +15,9 @@ from faceledger.db.engine import MIGRATIONS, head_revision
 from faceledger.db.schema import LedgerEntry, LedgerTree
 from faceledger.errors import LedgerIntegrityError
 from faceledger.governance import ledger, merkle, tree
-from tests.conftest import World, make_settings
+from tests.conftest import BOTH_DATABASES, SQLITE_ONLY, World, make_settings
+
+DB_BACKENDS = BOTH_DATABASES  # migration 0003 on PostgreSQL: tests/db/test_postgres.py
 
 
 def _fill(world: World, n: int) -> None:
@@ -168,6 +170,7 @@ def _ledger_rows(db: sqlite3.Connection) -> list[tuple[object, ...]]:
     return db.execute("SELECT * FROM ledger ORDER BY seq").fetchall()
 
 
+@SQLITE_ONLY
 def test_migration_0003_builds_the_tree_for_an_existing_home(world: World) -> None:
     _fill(world, 37)
     home = world.app.settings.home

@@ -14,8 +14,10 @@ from faceledger.errors import (
 from faceledger.gallery.ingest import Ingest
 from faceledger.governance import ledger
 from faceledger.search.service import SearchRequest, detect_faces, run_search
-from tests.conftest import World
+from tests.conftest import BOTH_DATABASES, World
 from tests.photos import astronaut_face, collage, encode, grace_hopper, noise_image, variants
+
+DB_BACKENDS = BOTH_DATABASES  # every test here runs on SQLite and on PostgreSQL
 
 
 def req(**kw: object) -> SearchRequest:
