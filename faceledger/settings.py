@@ -119,10 +119,17 @@ class Settings(BaseSettings):
         description="HNSW candidates examined per query: recall against latency. Measured "
         "(bench/search_bench.py, 2 cores): 128 gives recall@10 0.995 at 1M faces (1.0 ms) but "
         "0.937 at 10M (2.2 ms); 256 gives 0.970, 512 0.986 (7.4 ms), "
-        "1024 0.992 (16 ms) at 10M. Raise it for large galleries.")
+        "1024 0.992 (16 ms) at 10M. A floor: graphs search at least the width the size table "
+        "(faceledger/data/index_params.json) gives for their face count, 1024 past 5M.")
 
     # Ingest
     workers: int = Field(default_factory=_default_workers, ge=1)
+    ingest_engine: Literal["local", "ray"] = Field(
+        default="local", description="Where ingest runs the face pipeline: 'local' (a process pool "
+        "here) or 'ray' (actors on a Ray cluster, `pip install 'faceledger[ray]'`).")
+    ray_address: str | None = Field(default=None, description="The Ray cluster of the 'ray' "
+                                    "engine (ray.init(address=...)); unset: a local Ray on "
+                                    "127.0.0.1 with `workers` CPUs.")
     commit_every: int = Field(default=64, ge=1, description="Images per ingest transaction.")
     max_zip_members: int = Field(default=10_000, ge=1, description="Members one zip archive may "
                                  "hold; an ingest naming a bigger archive is refused.")

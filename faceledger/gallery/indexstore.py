@@ -4,13 +4,14 @@ The database is the source of truth. An index file is a cache of the embeddings 
 use in a process it is reconciled with the database (faces committed but not yet indexed when a
 process died are added; faces deleted meanwhile are removed), and ``rebuild`` recreates it.
 Several processes share the files (the server, a CLI ingest): an index file and its sidecar are
-read, built and written under an exclusive lock on ``<index>.lock``, so no reader sees one
-writer's index beside another's sidecar.
+read and written under an exclusive lock on ``<index>.lock``, so no reader sees one writer's
+index beside another's sidecar. ``rebuild`` builds outside that lock and swaps the new index in.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -25,8 +26,16 @@ from faceledger.db.schema import Face
 from faceledger.faces.embed import check_same_model
 from faceledger.faces.models.base import model_dim
 from faceledger.gallery.collections import get_collection, list_collections
-from faceledger.gallery.index import HnswIndex, IvfIndex, VectorIndex, build_index, load_index
+from faceledger.gallery.index import (
+    HnswIndex,
+    IvfIndex,
+    VectorIndex,
+    build_index,
+    load_index,
+    sidecar_path,
+)
 from faceledger.gallery.index.faiss_hnsw import DEFAULT_EF_SEARCH
+from faceledger.gallery.index.params import ef_search_for, hnsw_params
 from faceledger.gallery.repository import faces_version
 from faceledger.roles import require
 
@@ -35,6 +44,7 @@ if TYPE_CHECKING:
     from faceledger.core import Faceledger
     from faceledger.db.engine import Database
 
+log = logging.getLogger(__name__)
 DIM = 128  # dlib's; other models' dimension comes from their stored vectors or the registry
 READ_BATCH = 10_000  # rows per fetch when loading a collection's embeddings
 
@@ -53,6 +63,8 @@ class IndexStore:
         self._seen: dict[tuple[str, int], int] = {}  # collection faces_version last reconciled
         self._lock = threading.RLock()
         self._held: dict[Path, list[int]] = {}  # lock path -> [fd, depth] (under self._lock)
+        self._rebuilding: dict[tuple[str, int], threading.RLock] = {}  # one rebuild per index
+        self._jobs: dict[tuple[str, int], threading.Thread] = {}  # background rebuilds
 
     @contextmanager
     def _file_lock(self, path: Path) -> Iterator[None]:
@@ -136,15 +148,76 @@ class IndexStore:
         return np.asarray(ids, dtype=np.int64)
 
     def rebuild(self, model_id: str, collection_id: int) -> VectorIndex:
-        with self._lock, self._file_lock(self._path(model_id, collection_id)):
-            ids, vecs = self._db_vectors(model_id, collection_id)
-            index = build_index(model_id, vecs.shape[1], ids, vecs, exact_max=self.exact_max,
-                                nprobe=self.nprobe, approximate=self.approximate,
-                                ef_search=self.ef_search)
-            index.save(self._path(model_id, collection_id))
-            self._open[(model_id, collection_id)] = index
-            self._dirty.discard((model_id, collection_id))
-            return index
+        """Recreate the index from the database while searches go on using the old one.
+
+        The new index is built from a read of the database into a temp file beside the index,
+        holding no lock; then, under the store's lock and the file lock, the faces added or
+        deleted since that read are applied to it, the file is moved into place (``os.replace``)
+        and the in-memory index swapped. A 10M-face graph takes about an hour to build on 2 cores
+        and needs memory for both graphs meanwhile."""
+        key = (model_id, collection_id)
+        path = self._path(model_id, collection_id)
+        with self._rebuild_lock(key):
+            index, tmp = self._build_detached(model_id, collection_id, path)
+            try:
+                with self._lock, self._file_lock(path):
+                    version = self._version(collection_id)
+                    changed = self._sync(index, model_id, collection_id)
+                    os.replace(tmp, path)
+                    os.replace(sidecar_path(tmp), sidecar_path(path))
+                    self._tune(index)
+                    self._open[key] = index
+                    self._seen[key] = version
+                    (self._dirty.add if changed else self._dirty.discard)(key)
+                    return index
+            finally:
+                tmp.unlink(missing_ok=True)
+                sidecar_path(tmp).unlink(missing_ok=True)
+
+    def _rebuild_lock(self, key: tuple[str, int]) -> threading.RLock:
+        with self._lock:
+            return self._rebuilding.setdefault(key, threading.RLock())
+
+    def _build_detached(self, model_id: str, collection_id: int, path: Path
+                        ) -> tuple[VectorIndex, Path]:
+        """Build the index from one read of the database and save it to a temp file (no lock)."""
+        ids, vecs = self._db_vectors(model_id, collection_id)
+        index = build_index(model_id, vecs.shape[1], ids, vecs, exact_max=self.exact_max,
+                            nprobe=self.nprobe, approximate=self.approximate,
+                            ef_search=self.ef_search)
+        del ids, vecs
+        tmp = path.with_name(f".{path.name}.rebuild-{os.getpid()}-{threading.get_ident()}")
+        index.save(tmp)
+        return index, tmp
+
+    def rebuild_in_background(self, model_id: str, collection_id: int) -> threading.Thread:
+        """Start ``rebuild`` on a daemon thread (one per index at a time) and return it."""
+        key = (model_id, collection_id)
+        with self._lock:
+            running = self._jobs.get(key)
+            if running is not None and running.is_alive():
+                return running
+
+            def job() -> None:
+                try:
+                    self.rebuild(model_id, collection_id)
+                except Exception:  # the old index still serves; the next change retries
+                    log.exception("background rebuild of %s collection %s failed", *key)
+
+            thread = threading.Thread(target=job, name=f"index-rebuild-{collection_id}", daemon=True)
+            self._jobs[key] = thread
+            thread.start()
+            return thread
+
+    def _tune(self, index: VectorIndex) -> None:
+        """Search settings from the settings and the size table (``index/params.py``), not from
+        when the file was written."""
+        if isinstance(index, HnswIndex):
+            n = index.count()
+            index.ef_search = ef_search_for(n, self.ef_search)
+            index.ef_construction = max(index.ef_construction, hnsw_params(n).ef_construction)
+        elif isinstance(index, IvfIndex):
+            index.nprobe = self.nprobe
 
     def _version(self, collection_id: int) -> int:
         with self.db.read() as s:
@@ -174,38 +247,41 @@ class IndexStore:
         else:
             index = load_index(path)
             check_same_model(model_id, index.model_id)
-            # search settings come from the settings, not from when the file was written
-            if isinstance(index, HnswIndex):
-                index.ef_search = self.ef_search
-            elif isinstance(index, IvfIndex):
-                index.nprobe = self.nprobe
+            self._tune(index)
             self._open[key] = index
             self._reconcile(index, model_id, collection_id)
         self._seen[key] = version
         return self._open[key]
 
     def _reconcile(self, index: VectorIndex, model_id: str, collection_id: int) -> None:
+        if self._sync(index, model_id, collection_id):
+            self._after_change(index, model_id, collection_id)
+
+    def _sync(self, index: VectorIndex, model_id: str, collection_id: int) -> bool:
+        """Remove from ``index`` the faces the database no longer has and add those it lacks;
+        True if anything changed."""
         db_ids = self._db_ids(model_id, collection_id)
         held = index.ids()
         extra = np.setdiff1d(held, db_ids, assume_unique=False)
         missing = np.setdiff1d(db_ids, held, assume_unique=False)
-        if len(extra) == 0 and len(missing) == 0:
-            return
         if len(extra):
             index.remove(extra)
         if len(missing):
             ids, vecs = self._db_vectors(model_id, collection_id, only=missing)
             index.add(ids, vecs, model_id=model_id)
-        self._after_change(index, model_id, collection_id)
+        return bool(len(extra) or len(missing))
 
     def _after_change(self, index: VectorIndex, model_id: str, collection_id: int) -> None:
-        # Grow from exact to approximate search once the collection passes the threshold;
-        # rebuild a graph index whose tombstones (deleted faces) pile up.
-        if ((index.capabilities.exact and index.count() > self.exact_max)
-                or getattr(index, "needs_rebuild", False)):
+        # Grow from exact to approximate search once the collection passes the threshold (a
+        # graph of about exact_max faces: seconds); rebuild a graph whose tombstones (deleted
+        # faces) pile up in the background, searching the old one meanwhile.
+        if index.capabilities.exact and index.count() > self.exact_max:
             self.rebuild(model_id, collection_id)
             return
         self._dirty.add((model_id, collection_id))
+        self._tune(index)
+        if getattr(index, "needs_rebuild", False):
+            self.rebuild_in_background(model_id, collection_id)
 
     def close(self) -> None:
         """Release what the store holds open (faiss files: nothing; see MilvusStore)."""

@@ -26,6 +26,7 @@ from faceledger.gallery.index.base import (
 )
 from faceledger.gallery.index.faiss_common import FaissIndex, faiss_module, sidecar_for
 from faceledger.gallery.index.faiss_hnsw import DEFAULT_EF_SEARCH, HnswIndex
+from faceledger.gallery.index.params import ef_search_for, hnsw_params
 from faceledger.gallery.index.validation import check_model_id, check_same_model, check_vectors
 
 DEFAULT_NPROBE = 64
@@ -210,9 +211,11 @@ def build_index(
     threads: int | None = None,
     approximate: str = "hnsw",
     ef_search: int | None = None,
+    ef_construction: int | None = None,
 ) -> VectorIndex:
     """Index ``vectors``: exact ``flat`` when ``n <= exact_max``, otherwise ``approximate``
-    (``"hnsw"``, the default, or a trained ``"ivf"``)."""
+    (``"hnsw"``, the default, or a trained ``"ivf"``). HNSW parameters left ``None`` come from the
+    size table (``params.hnsw_params(n)``); ``ef_search`` is then a floor over it."""
     check_model_id(model_id)
     n = int(vectors.shape[0]) if isinstance(vectors, np.ndarray) and vectors.ndim == 2 else -1
     if n < 0:
@@ -221,8 +224,9 @@ def build_index(
     if n <= exact_max:
         index = FlatIndex(model_id, dim, threads=threads)
     elif approximate == "hnsw":
-        index = HnswIndex(model_id, dim, ef_search=ef_search or DEFAULT_EF_SEARCH,
-                          threads=threads)
+        rule = hnsw_params(n)
+        index = HnswIndex(model_id, dim, ef_search=ef_search_for(n, ef_search or DEFAULT_EF_SEARCH),
+                          ef_construction=ef_construction or rule.ef_construction, threads=threads)
         for start in range(0, n, 100_000):  # chunks keep memory flat on big rebuilds
             index.add(ids[start:start + 100_000], vectors[start:start + 100_000])
         return index

@@ -6,8 +6,10 @@ same person ~0.95 cosine, different ~0.82, 2 cores, one query thread): M=32, efC
 efSearch=128 gave recall@10 0.996 at 0.8 ms p50; IVF-Flat needed nprobe=256 of 2000 lists for
 0.992 at 4.9 ms on the same data. At 10M the same graph (built in 3,600 s, 7.4 GiB) gave
 recall@10 0.937 at efSearch=128 (2.2 ms) and 0.970 at 256 (4.5 ms): large galleries need a wider
-search (``FACELEDGER_INDEX_EF_SEARCH``). HNSW cannot delete in place: removed ids become tombstones,
-filtered out at search time, and the index asks to be rebuilt once they pass 10%.
+search: ``efSearch`` and ``efConstruction`` grow with the index (``params.py``, a table in
+``data/index_params.json``; ``FACELEDGER_INDEX_EF_SEARCH`` is a floor). HNSW cannot delete in
+place: removed ids become tombstones, filtered out at search time, and the index asks to be
+rebuilt once they pass 10%.
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ class HnswIndex(FaissIndex):
         self._index = faiss.IndexIDMap2(inner)
         self._m, self._efc, self.ef_search = m, ef_construction, ef_search
         self._deleted = np.empty(0, dtype=np.int64)
+
+    @property
+    def ef_construction(self) -> int:
+        """Candidates examined when linking each new face into the graph (later adds too)."""
+        return self._efc
+
+    @ef_construction.setter
+    def ef_construction(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ValidationError(f"ef_construction must be an integer >= 2, got {value!r}")
+        with self._lock:
+            faiss_module().downcast_index(self._index.index).hnsw.efConstruction = value
+            self._efc = value
 
     @property
     def needs_rebuild(self) -> bool:
@@ -115,5 +130,6 @@ class HnswIndex(FaissIndex):
                   ef_construction=int(p.get("ef_construction", DEFAULT_EF_CONSTRUCTION)),
                   ef_search=int(p.get("ef_search", DEFAULT_EF_SEARCH)))
         obj._load_file(path, meta, mmap=False)
+        obj.ef_construction = obj._efc  # onto the graph just read
         obj._deleted = np.asarray(p.get("deleted", []), dtype=np.int64)
         return obj
