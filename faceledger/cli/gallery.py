@@ -52,11 +52,15 @@ def ingest(
     collection: str = typer.Option(..., "--collection", help="Target collection."),
     manifest: Path | None = typer.Option(None, "--manifest", help="CSV or JSONL provenance."),
     workers: int | None = typer.Option(None, "--workers", help="Processes (default: all cores)."),
+    engine: str | None = typer.Option(None, "--engine", help="Where the face pipeline runs: local "
+                                      "(a process pool, the default) or ray (a Ray cluster)."),
+    address: str | None = typer.Option(None, "--address", help="The Ray cluster (host:port); "
+                                       "default: a local Ray on 127.0.0.1 with --workers CPUs."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Detect, embed and index every face in PATHS, with provenance."""
     with open_app() as app:
-        service = Ingest(app, login(app))  # the service checks the permission ("ingest")
+        service = Ingest(app, login(app), engine, address)  # checks the permission ("ingest")
         console = Console(stderr=True)
         shown = {"stage": ""}
         with Progress(TextColumn("[bold]ingest: {task.fields[stage]}"), BarColumn(),

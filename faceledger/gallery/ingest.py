@@ -29,6 +29,7 @@ from faceledger.faces.pipeline import FacePipeline, ImageResult
 from faceledger.gallery.collections import get_collection
 from faceledger.gallery.interrupt import IngestInterrupted, stop_workers
 from faceledger.gallery.optout import optout_threshold, templates
+from faceledger.gallery.ray_engine import engine_settings, ray_map
 from faceledger.gallery.reembed_store import stored_active_model, switching_jobs
 from faceledger.gallery.repository import PendingImage, find_image, write_batch
 from faceledger.gallery.sources import Archives, Manifest, Provenance, SourceItem, iter_sources, load_manifest
@@ -115,11 +116,12 @@ class PreparedJob:
 
 
 class Ingest:
-    def __init__(self, app: Faceledger, principal: Principal) -> None:
+    def __init__(self, app: Faceledger, principal: Principal, engine: str | None = None,
+                 address: str | None = None) -> None:
         require(principal.role, "ingest", principal.name)
         self.app = app
         self.principal = principal
-        self.settings = app.settings
+        self.settings = engine_settings(app.settings, engine, address)  # local or ray
         self._archives: Archives | None = None
 
     def run(self, paths: list[Path], collection: str, manifest: Path | None = None,
@@ -279,7 +281,7 @@ class Ingest:
             todo.append((item, data, sha))
             return None
 
-        if n_workers == 1:
+        if n_workers == 1 and self.settings.ingest_engine == "local":
             pipe = self.app.pipeline()
             stage("processing")
             for item in items:
@@ -290,7 +292,8 @@ class Ingest:
                 it, data, sha = todo.pop()
                 yield it, process_bytes(data, pipe), data, sha
             return
-        yield from self._pooled(items, classify, todo, n_workers, stage)
+        mapper = ray_map(self.settings) if self.settings.ingest_engine == "ray" else self._pooled
+        yield from mapper(items, classify, todo, n_workers, stage)
 
     def _pooled(self, items: list[SourceItem], classify: Callable[..., Any],
                 todo: list[tuple[SourceItem, bytes, str]], n_workers: int,
