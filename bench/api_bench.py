@@ -47,7 +47,7 @@ def run_clients(url: str, token: str, probes: list[bytes], clients: int, per_cli
     errors: list[str] = []
     lock = threading.Lock()
     fields = {"case": "BENCH-1", "purpose": "criminal investigation", "offence": "other",
-              "legal_basis": "benchmark", "top_k": "20", "face_index": "0"}
+              "legal_basis": "benchmark", "top_k": "20", "face": "1"}
 
     def worker(k: int) -> None:
         with httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"},
