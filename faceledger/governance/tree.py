@@ -111,7 +111,12 @@ def append_leaf(session: Session, index: int, preimage: bytes) -> bytes:
     keys = [(lv, (index >> lv) - 1) for lv in range(ones)]
     if index > 0 and not ones:
         keys.append((0, index - 1))  # the previous leaf: no gap before this one
-    got = fetch_nodes(session, keys)
+    got = fetch_nodes(session, [*keys, (0, index)])
+    if (0, index) in got:  # the slot is taken: entries past the head were deleted
+        raise LedgerIntegrityError(
+            f"the ledger's Merkle tree already holds entry {index + 1}, which the ledger does "
+            "not: entries were cut from its end and the head rewound (run `faceledger ledger "
+            "verify`; restore the database from a backup)")
     lost = [k for k in keys if k not in got]
     if lost:
         raise LedgerIntegrityError(

@@ -5,6 +5,7 @@ chain check alone is shown to pass after each attack, so the test proves the che
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import select, update
 
 from faceledger.core import Faceledger
 from faceledger.db.schema import LedgerCheckpoint
-from faceledger.errors import PermissionDeniedError
+from faceledger.errors import LedgerIntegrityError, PermissionDeniedError
 from faceledger.governance import checkpoints, ledger, log_verify, notes, signing_key, tree
 from faceledger.governance.log_verify import LogReport
 from faceledger.settings import Settings
@@ -214,3 +215,21 @@ def test_investigators_cannot_verify_and_the_empty_log_needs_no_key(world: World
         assert report.ok and report.checkpoints_checked == []
     finally:
         bare.close()
+
+
+@SQLITE_ONLY
+def test_an_append_after_a_careless_cut_is_refused_by_name(world: World) -> None:
+    """A cut that leaves the tree's nodes behind: the next append names the cut instead of
+    failing on a key conflict (and nothing is written)."""
+    app = world.app
+    n = fill(app, 12)
+    db = sqlite3.connect(db_file(app))
+    keep = n - 3
+    head_hash = db.execute("SELECT hash FROM ledger WHERE seq = ?", (keep,)).fetchone()[0]
+    db.execute("DELETE FROM ledger WHERE seq > ?", (keep,))
+    db.execute("UPDATE ledger_head SET seq = ?, hash = ?", (keep, head_hash))
+    db.commit()
+    db.close()
+    with pytest.raises(LedgerIntegrityError, match="already holds entry"), app.db.write() as s:
+        ledger.append(s, "test.after_cut", {"n": 1})
+    assert head_seq(app) == keep
