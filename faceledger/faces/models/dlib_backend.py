@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +55,40 @@ def _weights() -> Any:
     return face_recognition_models
 
 
+class Instances:
+    """Copies of a dlib object, each used by one thread at a time (dlib objects are not
+    thread-safe, but release the GIL while they work): up to ``most`` are made on demand, so
+    the server's request threads detect and align on every core instead of queueing on one
+    lock, with memory bounded by the core count."""
+
+    def __init__(self, make: Callable[[], Any], most: int | None = None) -> None:
+        self._make = make
+        self._most = most or max(1, len(os.sched_getaffinity(0)))
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._made = 0
+        self._lock = threading.Lock()
+        self._free.put(make())  # the first at load time: errors show at start-up
+        self._made = 1
+
+    @contextmanager
+    def use(self) -> Iterator[Any]:
+        try:
+            obj = self._free.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                grow = self._made < self._most
+                self._made += grow
+            obj = self._make() if grow else self._free.get()
+        try:
+            yield obj
+        finally:
+            self._free.put(obj)
+
+
 class DlibDetector:
     def __init__(self, kind: str, upsample: int, min_score: float) -> None:
         # dlib objects may not be used from two threads at once (the server runs requests in a
-        # thread pool): each model object is used under its own lock.
+        # thread pool): the CNN is used under its own lock, HOG detectors from a pool.
         self._lock = threading.Lock()
         dlib = _dlib()
         self.name = f"dlib-{kind}"
@@ -68,7 +100,7 @@ class DlibDetector:
                 _weights().cnn_face_detector_model_location()
             )
         else:
-            self._hog = dlib.get_frontal_face_detector()
+            self._hog = Instances(dlib.get_frontal_face_detector)
 
     def detect(self, pixels: np.ndarray) -> list[Detection]:
         h, w = pixels.shape[:2]
@@ -80,8 +112,8 @@ class DlibDetector:
                 r = d.rect
                 found.append(Detection(Box(r.left(), r.top(), r.right(), r.bottom()), d.confidence))
         else:
-            with self._lock:
-                rects, scores, _ = self._hog.run(pixels, self.upsample, 0.0)
+            with self._hog.use() as hog:
+                rects, scores, _ = hog.run(pixels, self.upsample, 0.0)
             for r, s in zip(rects, scores, strict=True):
                 found.append(Detection(Box(r.left(), r.top(), r.right(), r.bottom()), float(s)))
         found = [d for d in found if d.score >= self.min_score]
@@ -98,13 +130,13 @@ class DlibAligner:
     def __init__(self) -> None:
         dlib = _dlib()
         self._dlib = dlib
-        self._sp = dlib.shape_predictor(_weights().pose_predictor_five_point_model_location())
-        self._lock = threading.Lock()
+        where = _weights().pose_predictor_five_point_model_location()
+        self._sp = Instances(lambda: dlib.shape_predictor(where))
 
     def align(self, pixels: np.ndarray, box: Box) -> AlignedFace:
         rect = self._dlib.rectangle(box.left, box.top, box.right, box.bottom)
-        with self._lock:
-            shape = self._sp(pixels, rect)
+        with self._sp.use() as predictor:
+            shape = predictor(pixels, rect)
         points = [(int(p.x), int(p.y)) for p in shape.parts()]
         chip = self._dlib.get_face_chip(pixels, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
         return AlignedFace(landmarks=points, chip=np.asarray(chip), handle=shape)
