@@ -292,6 +292,8 @@ class LedgerTree(Base):
     idx) is the root of leaves [idx * 2**level, (idx + 1) * 2**level); leaf i is entry i + 1."""
 
     __tablename__ = "ledger_tree"
+    # one B-tree keyed by (level, idx) on SQLite: each append's commit writes fewer pages
+    __table_args__ = {"sqlite_with_rowid": False}
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))

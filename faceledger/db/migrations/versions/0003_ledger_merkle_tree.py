@@ -26,7 +26,8 @@ def upgrade() -> None:
     sa.Column('level', sa.SmallInteger(), autoincrement=False, nullable=False),
     sa.Column('idx', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('hash', sa.LargeBinary(length=32), nullable=False),
-    sa.PrimaryKeyConstraint('level', 'idx')
+    sa.PrimaryKeyConstraint('level', 'idx'),
+    sqlite_with_rowid=False,
     )
     # Build the tree for the entries already there: read in seq order, in batches, leaves from
     # the entries' fields (ledger.leaf_data); no ledger row is changed.
