@@ -54,11 +54,12 @@ def load_signer(app: Faceledger, *, create: bool = False) -> notes.Signer:
     replaced (every published checkpoint names the old key)."""
     path = signing_key.key_path(app.settings)
     if not path.exists():
-        if not create or _has_checkpoints(app):
+        if _has_checkpoints(app):  # asked only when the key is missing
             raise ConfigError(
                 f"the ledger signing key {path} is missing, but checkpoints signed with it "
-                "exist: restore the key file (FACELEDGER_LEDGER_KEY_FILE names where it is)"
-                if _has_checkpoints(app) else
+                "exist: restore the key file (FACELEDGER_LEDGER_KEY_FILE names where it is)")
+        if not create:
+            raise ConfigError(
                 f"the ledger signing key {path} does not exist yet: run `faceledger ledger "
                 "checkpoint` to make it")
         signing_key.create_key(path)
@@ -73,7 +74,7 @@ def log_key(app: Faceledger, principal: Principal) -> LogKey:
 
 
 def key_of(app: Faceledger) -> LogKey:
-    signer = load_signer(app, create=not _has_checkpoints(app))
+    signer = load_signer(app, create=True)  # refused once checkpoints exist
     return LogKey(signer.name, signer.vkey(), signer.key_id.hex(), signing_key.public_pem(signer),
                   str(signing_key.key_path(app.settings)))
 
