@@ -7,7 +7,7 @@ import sqlite3
 from faceledger.core import Faceledger
 from faceledger.db.engine import head_revision
 from faceledger.db.schema import LedgerHead
-from faceledger.governance import tree
+from faceledger.governance import ledger, tree
 from tests.conftest import World, make_settings
 
 
@@ -25,7 +25,7 @@ def test_an_older_data_home_is_upgraded_when_opened(world: World) -> None:
     again = Faceledger(make_settings(home))
     try:
         again.db.require_initialised()
-        assert again.db.schema_revision() == head_revision() == "0005"
+        assert again.db.schema_revision() == head_revision() == "0006"
         tables = sqlite3.connect(home / "faceledger.db").execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         for table in ("signin_throttle", "ledger_tree", "ledger_checkpoints",
@@ -33,6 +33,8 @@ def test_an_older_data_home_is_upgraded_when_opened(world: World) -> None:
             assert (table,) in tables
         with again.db.read() as s:  # the tree was built over the entries already there
             head = s.get(LedgerHead, 1)
-            assert head is not None and tree.stored_size(s) == head.seq > 0
+            assert head is not None and head.seq > 0
+            assert tree.tiled_size(s) == head.seq - head.seq % tree.TILE_SIZE
+            assert ledger.verify(s).ok  # every stored tile matches its entries
     finally:
         again.close()

@@ -288,8 +288,10 @@ class LedgerHead(Base):
 
 
 class LedgerTree(Base):
-    """The RFC 9162 Merkle tree over the ledger: every complete aligned subtree. Node (level,
-    idx) is the root of leaves [idx * 2**level, (idx + 1) * 2**level); leaf i is entry i + 1."""
+    """The RFC 9162 Merkle tree over the ledger, in tiles (``governance/tree.py``): the complete
+    aligned subtrees at level ``tree.TILE`` (6) and up; the levels below are recomputed from the
+    entries. Node (level, idx) is the root of leaves [idx * 2**level, (idx + 1) * 2**level);
+    leaf i is entry i + 1."""
 
     __tablename__ = "ledger_tree"
     # one B-tree keyed by (level, idx) on SQLite: each append's commit writes fewer pages

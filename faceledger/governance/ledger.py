@@ -145,8 +145,9 @@ def verify(session: Session, batch: int = 5000, *, after_seq: int = 0,
            after_hash: str = GENESIS) -> VerifyReport:
     """Walk the whole chain; name the first entry that does not check out. With ``after_seq``
     and ``after_hash`` (an entry already checked, and its hash) only the entries after it are
-    walked, and the first of them must link to that hash. Each walked entry's Merkle leaf must
-    match the stored one; a chain break is reported before a leaf mismatch."""
+    walked, and the first of them must link to that hash. Each tile of the Merkle tree whose
+    entries were all walked must match its stored root (``tree``); a chain break is reported
+    before a tile mismatch."""
     head = session.get(LedgerHead, 1)
     if head is None:
         return VerifyReport(False, 0, 0, GENESIS, 0, "ledger head row is missing")
@@ -154,7 +155,8 @@ def verify(session: Session, batch: int = 5000, *, after_seq: int = 0,
     expected_seq = after_seq + 1
     count = 0
     last_seq = after_seq
-    leaf_bad: tuple[int, str] | None = None
+    tile_bad: tuple[int, str] | None = None
+    tile: list[bytes] = []  # leaves of the tile being walked (when walked from its start)
     while True:
         rows = session.execute(
             select(LedgerEntry).where(LedgerEntry.seq >= expected_seq)
@@ -162,10 +164,12 @@ def verify(session: Session, batch: int = 5000, *, after_seq: int = 0,
         ).scalars().all()
         if not rows:
             break
-        leaves = tree.leaves(session, rows[0].seq - 1, rows[-1].seq - 1)
+        stored = tree.tiles(session, (rows[0].seq - 1) >> tree.TILE, (rows[-1].seq - 1)
+                            >> tree.TILE)
         for e in rows:
-            bad, leaf = _check(e, expected_seq, prev_hash, leaves)
-            leaf_bad = leaf_bad or ((e.seq, leaf) if leaf else None)
+            bad = _check(e, expected_seq, prev_hash)
+            if bad is None:
+                tile_bad = tile_bad or _check_tile(e, tile, stored)
             if bad is None and e.payload and REDACTED in e.payload:
                 bad = _check_redactions(session, e)
             if bad:
@@ -182,39 +186,56 @@ def verify(session: Session, batch: int = 5000, *, after_seq: int = 0,
             f"chain ends at entry {last_seq} but the head records entry {head.seq}: "
             "entries were deleted from the end, or the head was altered",
         )
-    if leaf_bad:
-        return VerifyReport(False, count, head.seq, head.hash, *leaf_bad)
+    if tile_bad:
+        return VerifyReport(False, count, head.seq, head.hash, *tile_bad)
     return VerifyReport(True, count, head.seq, head.hash)
 
 
-def _check(e: LedgerEntry, expected_seq: int, prev_hash: str,
-           leaves: dict[int, bytes]) -> tuple[str | None, str | None]:
-    """The entry's chain problem, and its Merkle leaf problem (None: none)."""
+def _check_tile(e: LedgerEntry, tile: list[bytes], stored: dict[int, bytes]
+                ) -> tuple[int, str] | None:
+    """Add ``e``'s leaf to the tile being walked; when that completes it, compare its root
+    with the stored one: (first entry of the tile, the problem) or None."""
+    index = e.seq - 1
+    if index % tree.TILE_SIZE == 0:
+        tile.clear()
+    elif not tile:
+        return None  # the walk began inside this tile: it is checked when walked whole
+    tile.append(merkle.leaf_hash(leaf_data(e.seq, e.ts, e.kind, e.actor, e.case_ref,
+                                           e.payload_digest, e.prev_hash)))
+    if len(tile) < tree.TILE_SIZE:
+        return None
+    first, number = e.seq - tree.TILE_SIZE + 1, index >> tree.TILE
+    got = stored.get(number)
+    tile_root = tree.tile_hash(tile)
+    tile.clear()
+    if got is None:
+        return first, f"entries {first}-{e.seq}: their Merkle tile is missing from the tree"
+    if got != tile_root:
+        return first, f"entries {first}-{e.seq}: their Merkle tile does not match the entries"
+    return None
+
+
+def _check(e: LedgerEntry, expected_seq: int, prev_hash: str) -> str | None:
+    """The entry's chain problem (None: none)."""
     if e.seq != expected_seq:
         return (f"entry {expected_seq} is missing (next entry found is {e.seq}): "
-                "entries were deleted or renumbered"), None
+                "entries were deleted or renumbered")
     if e.prev_hash != prev_hash:
         return (f"entry {e.seq} does not link to entry {e.seq - 1}: "
-                "entries were inserted, deleted or reordered"), None
+                "entries were inserted, deleted or reordered")
     try:
         payload = json.loads(e.payload) if e.payload is not None else None
     except json.JSONDecodeError:
         payload = None
     if not isinstance(payload, dict):
-        return f"entry {e.seq}: payload missing or unreadable (payload edited)", None
+        return f"entry {e.seq}: payload missing or unreadable (payload edited)"
     if payload_digest(payload) != e.payload_digest:
-        return f"entry {e.seq}: payload does not match its digest (payload edited)", None
+        return f"entry {e.seq}: payload does not match its digest (payload edited)"
     preimage = entry_preimage(e.seq, e.ts, e.kind, e.actor, e.case_ref, e.payload_digest,
                               e.prev_hash)
     if hashlib.sha256(preimage).hexdigest() != e.hash:
-        return f"entry {e.seq}: hash does not match its contents (entry edited)", None
-    stored = leaves.get(e.seq - 1)
-    if stored is None:
-        return None, f"entry {e.seq}: its Merkle leaf is missing from the tree"
-    if stored != merkle.leaf_hash(leaf_data(e.seq, e.ts, e.kind, e.actor, e.case_ref,
-                                            e.payload_digest, e.prev_hash)):
-        return None, f"entry {e.seq}: Merkle leaf does not match the entry"
-    return None, None
+        return f"entry {e.seq}: hash does not match its contents (entry edited)"
+    return None
 
 
 def _check_redactions(session: Session, e: LedgerEntry) -> str | None:

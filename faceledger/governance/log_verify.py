@@ -188,12 +188,12 @@ def _trusted(app: Faceledger, vkey: str | None, s: Session) -> notes.Verifier | 
 
 
 def _check_leftovers(s: Session, n: int) -> None:
-    """What a careless cut leaves behind: tree leaves past the head, cosignatures of a deleted
+    """What a careless cut leaves behind: tree tiles past the head, cosignatures of a deleted
     checkpoint."""
-    leaves = tree.stored_size(s)
-    if leaves > n:
-        raise _Bad(f"TRUNCATED: the Merkle tree holds {leaves} leaves but the log only {n} "
-                   "entries: entries were cut from the end (and the head rewound)", n + 1)
+    covered = tree.tiled_size(s)
+    if covered > n:
+        raise _Bad(f"TRUNCATED: the Merkle tree's tiles cover {covered} entries but the log "
+                   f"holds only {n}: entries were cut from the end (and the head rewound)", n + 1)
     orphan = s.execute(select(LedgerCosignature.witness, LedgerCosignature.checkpoint_id)
                        .where(LedgerCosignature.checkpoint_id.not_in(
                            select(LedgerCheckpoint.id))).limit(1)).first()

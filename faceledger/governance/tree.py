@@ -1,16 +1,20 @@
-"""The ledger's RFC 9162 Merkle tree in SQL (table ``ledger_tree``): every complete aligned
-subtree of the entries' leaves, about 2n rows, kept in the same transaction as each append.
+"""The ledger's RFC 9162 Merkle tree in SQL (table ``ledger_tree``), in tiles: the nodes at
+level ``TILE`` and above are stored, each once its ``2**TILE`` leaves exist, in the transaction
+of the append that completes it; the nodes below (inside a tile, and the newest, still open
+tile) are recomputed from the entries when a proof or head needs them. Most appends therefore
+write nothing to the tree (a commit's cost is its pages: storing every leaf made one-append
+transactions about 16-21% slower), and a proof reads at most two tiles' entries.
 
 Leaf ``i`` is entry ``i + 1``; its data (``ledger.leaf_data``) is the chain preimage's fields
 with the actor and case as digests, and the leaf hash ``sha256(0x00 || data)``. A redaction
-keeps ``payload_digest``, so leaves survive it. Proofs and heads read every node they
-need in one query (``merkle``'s fetch-once design).
+keeps ``payload_digest``, so leaves survive it. Proofs and heads gather every node they need
+first, then read the stored ones in one query (``merkle``'s fetch-once design).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any, cast
 
@@ -22,6 +26,8 @@ from faceledger.errors import LedgerIntegrityError
 from faceledger.governance import ledger, merkle
 
 Key = merkle.Key
+TILE = 6  # stored levels start here: a tile is 2**TILE = 64 leaves
+TILE_SIZE = 1 << TILE
 _T = cast(Table, LedgerTree.__table__)
 LEAF_FIELDS: tuple[str, ...] = ("seq", "ts", "kind", "actor_digest", "case_digest",
                                  "payload_digest", "prev")  # = ledger.leaf_data's keys
@@ -42,8 +48,25 @@ def leaf_bytes(fields: dict[str, Any]) -> bytes:
 
 
 def leaf_for(entry: LedgerEntry) -> bytes:
-    """The leaf hash of a stored entry (what ``append_leaf`` stored for it)."""
+    """The leaf hash of a stored entry."""
     return merkle.leaf_hash(leaf_bytes(leaf_fields(entry)))
+
+
+def tile_hash(leaves: Sequence[bytes]) -> bytes:
+    """The root of one complete tile from its ``TILE_SIZE`` leaf hashes."""
+    if len(leaves) != TILE_SIZE:
+        raise ValueError(f"a tile has {TILE_SIZE} leaves, not {len(leaves)}")
+    return _levels(list(leaves))[-1][0]
+
+
+def _levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every complete aligned subtree over ``leaves`` (which start at a tile's first leaf),
+    level by level: ``out[lv][j]`` is node ``lv`` number ``j`` inside the tile."""
+    out = [leaves]
+    while len(out[-1]) > 1:
+        row = out[-1]
+        out.append([merkle.node_hash(row[j], row[j + 1]) for j in range(0, len(row) - 1, 2)])
+    return out
 
 
 @cache
@@ -61,6 +84,9 @@ def _select_nodes(n: int) -> str:
 
 
 _INSERT = "INSERT INTO ledger_tree (level, idx, hash) VALUES (?, ?, ?)"
+_HELD = f"SELECT 1 FROM ledger_tree WHERE level = {TILE} AND idx = ?"
+_ENTRIES = ("SELECT seq, ts, kind, actor, case_ref, payload_digest, prev_hash FROM ledger "
+            "WHERE seq >= ? AND seq <= ? ORDER BY seq")
 
 
 def _conn(db: Session | Connection) -> Connection:
@@ -68,8 +94,8 @@ def _conn(db: Session | Connection) -> Connection:
 
 
 def _run(conn: Connection, statement: str, params: Any) -> list[Any]:
-    """Run on the transaction's own DBAPI connection: the append path's two statements cost
-    tens of microseconds this way, a few hundred through the SQL layer."""
+    """Run on the transaction's own DBAPI connection: the append path's statements cost tens
+    of microseconds this way, a few hundred through the SQL layer."""
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         sql = _sql(statement, conn.dialect.paramstyle)
@@ -82,12 +108,44 @@ def _run(conn: Connection, statement: str, params: Any) -> list[Any]:
         cur.close()
 
 
-def fetch_nodes(db: Session | Connection, keys: Sequence[Key]) -> dict[Key, bytes]:
-    """The stored hashes of ``keys`` (absent keys are left out), in one query."""
+def _tile_leaves(conn: Connection, tile: int, upto: int) -> list[bytes]:
+    """Leaf hashes of tile ``tile``'s entries up to leaf ``upto`` (exclusive), recomputed from
+    the ledger rows; stops at the first missing entry."""
+    first = tile << TILE
+    if upto <= first:
+        return []
+    out: list[bytes] = []
+    for row in _run(conn, _ENTRIES, (first + 1, upto)):
+        if int(row[0]) != first + len(out) + 1:
+            break
+        out.append(merkle.leaf_hash(ledger.leaf_data(int(row[0]), *row[1:])))
+    return out
+
+
+def _stored(conn: Connection, keys: Sequence[Key]) -> dict[Key, bytes]:
     if not keys:
         return {}
-    rows = _run(_conn(db), _select_nodes(len(keys)), tuple(v for k in keys for v in k))
+    rows = _run(conn, _select_nodes(len(keys)), tuple(v for k in keys for v in k))
     return {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
+
+
+def fetch_nodes(db: Session | Connection, keys: Sequence[Key]) -> dict[Key, bytes]:
+    """The hashes of ``keys`` (absent keys are left out): nodes at level ``TILE`` and up from
+    the table in one query, those below from their tile's entries (read once per tile)."""
+    conn = _conn(db)
+    got = _stored(conn, [k for k in keys if k[0] >= TILE])
+    low: dict[int, list[Key]] = {}
+    for lv, ix in keys:
+        if lv < TILE:
+            low.setdefault((ix << lv) >> TILE, []).append((lv, ix))
+    for tile, wanted in low.items():
+        upto = max((ix + 1) << lv for lv, ix in wanted)
+        levels = _levels(_tile_leaves(conn, tile, upto))
+        for lv, ix in wanted:
+            j = ix - (tile << (TILE - lv))
+            if lv < len(levels) and j < len(levels[lv]):
+                got[(lv, ix)] = levels[lv][j]
+    return got
 
 
 def _fetcher(session: Session) -> merkle.Fetch:
@@ -98,43 +156,67 @@ def _fetcher(session: Session) -> merkle.Fetch:
 
 def _missing(what: str, err: KeyError) -> LedgerIntegrityError:
     return LedgerIntegrityError(
-        f"the ledger's Merkle tree lacks nodes for {what} ({err.args[0]}): rebuild it from the "
-        "ledger (tree.rebuild) after checking the chain verifies")
+        f"the ledger's Merkle tree lacks nodes for {what} ({err.args[0]}): check the chain "
+        "(`faceledger ledger verify`), then rebuild the tree from the ledger (tree.rebuild)")
+
+
+def _cut(index: int) -> LedgerIntegrityError:
+    return LedgerIntegrityError(
+        f"the ledger's Merkle tree already holds entry {index + 1}, which the ledger does "
+        "not: entries were cut from its end and the head rewound (run `faceledger ledger "
+        "verify`; restore the database from a backup)")
 
 
 def append_leaf(session: Session, index: int, preimage: bytes) -> bytes:
-    """Store leaf ``index`` (hash of ``preimage``) and every parent it completes, in the
-    caller's transaction; return the leaf hash. Needs leaf ``index - 1`` and the left siblings,
-    read in one query."""
+    """Add leaf ``index`` (hash of ``preimage``, the data of the entry being appended, which
+    is not written yet) in the caller's transaction; return the leaf hash. When it completes a
+    tile, store the tile's root and every parent that completes, reading the tile's other
+    entries (flushed earlier in this transaction or committed). Refuses when the tree already
+    covers ``index``: entries past the head were deleted."""
     leaf = merkle.leaf_hash(preimage)
-    ones = (~index & (index + 1)).bit_length() - 1  # trailing one bits: parents completed
-    keys = [(lv, (index >> lv) - 1) for lv in range(ones)]
-    if index > 0 and not ones:
-        keys.append((0, index - 1))  # the previous leaf: no gap before this one
-    got = fetch_nodes(session, [*keys, (0, index)])
-    if (0, index) in got:  # the slot is taken: entries past the head were deleted
+    tile = index >> TILE
+    conn = _conn(session)
+    if (index + 1) % TILE_SIZE:
+        if _run(conn, _HELD, (tile,)):
+            raise _cut(index)
+        return leaf
+    leaves = _tile_leaves(conn, tile, index)
+    if len(leaves) != TILE_SIZE - 1:
         raise LedgerIntegrityError(
-            f"the ledger's Merkle tree already holds entry {index + 1}, which the ledger does "
-            "not: entries were cut from its end and the head rewound (run `faceledger ledger "
-            "verify`; restore the database from a backup)")
+            f"cannot add entry {index + 1} to the ledger's Merkle tree: entry "
+            f"{(tile << TILE) + len(leaves) + 1} is missing (run `faceledger ledger verify`)")
+    ones = (~tile & (tile + 1)).bit_length() - 1  # trailing one bits: parents completed
+    keys = [(TILE + lv, (tile >> lv) - 1) for lv in range(ones)]
+    got = _stored(conn, [*keys, (TILE, tile)])
+    if (TILE, tile) in got:
+        raise _cut(index)
     lost = [k for k in keys if k not in got]
     if lost:
         raise LedgerIntegrityError(
             f"cannot add entry {index + 1} to the ledger's Merkle tree: nodes {lost} are "
             "missing; rebuild the tree from the ledger (tree.rebuild)")
-    rows = [(0, index, leaf)]
-    h = leaf
+    h = tile_hash([*leaves, leaf])
+    rows = [(TILE, tile, h)]
     for lv in range(ones):
-        h = merkle.node_hash(got[(lv, (index >> lv) - 1)], h)
-        rows.append((lv + 1, index >> (lv + 1), h))
-    _run(_conn(session), _INSERT, rows)
+        h = merkle.node_hash(got[(TILE + lv, (tile >> lv) - 1)], h)
+        rows.append((TILE + lv + 1, tile >> (lv + 1), h))
+    _run(conn, _INSERT, rows)
     return leaf
 
 
-def stored_size(session: Session) -> int:
-    """How many leaves the tree holds (one past the highest stored leaf)."""
-    top = session.execute(select(func.max(_T.c.idx)).where(_T.c.level == 0)).scalar()
-    return 0 if top is None else int(top) + 1
+def tiled_size(db: Session | Connection) -> int:
+    """How many leaves the stored tiles cover (a multiple of ``TILE_SIZE``): the ledger must
+    hold at least that many entries."""
+    top = db.execute(select(func.max(_T.c.idx)).where(_T.c.level == TILE)).scalar()
+    return 0 if top is None else (int(top) + 1) << TILE
+
+
+def tiles(db: Session | Connection, first: int, last: int) -> dict[int, bytes]:
+    """Stored roots of tiles ``first..last`` (inclusive), by tile number, in one range query."""
+    t = LedgerTree
+    rows = db.execute(select(t.idx, t.hash).where(t.level == TILE, t.idx >= first,
+                                                  t.idx <= last))
+    return {ix: h for ix, h in rows}
 
 
 def root(session: Session, size: int) -> bytes:
@@ -162,8 +244,7 @@ def consistency_proof(session: Session, m: int, n: int) -> list[bytes]:
 
 
 def frontier(session: Session, size: int) -> merkle.Frontier:
-    """The compact range of the first ``size`` leaves, restored from the stored nodes (one
-    query), to carry on from a checkpoint."""
+    """The compact range of the first ``size`` leaves (to carry on from a checkpoint)."""
     keys = merkle.subtrees(0, size)
     got = fetch_nodes(session, keys)
     if any(k not in got for k in keys):
@@ -172,17 +253,17 @@ def frontier(session: Session, size: int) -> merkle.Frontier:
     return merkle.Frontier.from_nodes(size, [got[k] for k in keys])
 
 
-def leaves(db: Session | Connection, first: int, last: int) -> dict[int, bytes]:
-    """Stored leaf hashes of leaves ``first..last`` (inclusive), by index, in one range query."""
-    t = LedgerTree
-    rows = db.execute(select(t.idx, t.hash).where(t.level == 0, t.idx >= first, t.idx <= last))
-    return {ix: h for ix, h in rows}
+def stored_nodes(nodes: Iterable[tuple[int, int, bytes]], min_level: int = TILE
+                 ) -> list[tuple[int, int, bytes]]:
+    """The nodes (from ``Frontier.append``) this layout stores."""
+    return [n for n in nodes if n[0] >= min_level]
 
 
-def rebuild(db: Session | Connection, batch: int = 10_000) -> int:
-    """Recompute the whole tree from the ``ledger`` rows in seq order (migration, repair), in
+def rebuild(db: Session | Connection, batch: int = 10_000, *, min_level: int = TILE) -> int:
+    """Recompute the stored tree from the ``ledger`` rows in seq order (migration, repair), in
     batches: memory stays constant. Stops at the first gap in seq (the chain is broken there:
-    ``ledger.verify`` names it); returns the number of leaves built. Changes no ledger row."""
+    ``ledger.verify`` names it); returns the number of leaves folded. Changes no ledger row.
+    ``min_level`` 0 stores every node (the layout before migration 0006)."""
     e = LedgerEntry.__table__.c
     cols = (e.seq, e.ts, e.kind, e.actor, e.case_ref, e.payload_digest, e.prev_hash)
     db.execute(delete(_T))
@@ -196,7 +277,7 @@ def rebuild(db: Session | Connection, batch: int = 10_000) -> int:
                 break
             data = ledger.leaf_data(r.seq, r.ts, r.kind, r.actor, r.case_ref,
                                     r.payload_digest, r.prev_hash)
-            nodes += f.append(merkle.leaf_hash(data))
+            nodes += stored_nodes(f.append(merkle.leaf_hash(data)), min_level)
         if nodes:
             _run(_conn(db), _INSERT, nodes)
         if len(rows) < batch or f.size != rows[-1].seq:

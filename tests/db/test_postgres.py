@@ -83,7 +83,8 @@ def test_concurrent_writer_processes_keep_one_chain_and_one_tree(ledger_db: str)
             entries = s.execute(select(LedgerEntry).order_by(LedgerEntry.seq)).scalars().all()
             head = s.get(LedgerHead, 1)
             report = ledger.verify(s)
-            stored = tree.stored_size(s)
+            stored = head.seq if head is not None else 0
+            tiled = tree.tiled_size(s)
             root = tree.root(s, stored)
         total = WRITERS * EACH
         assert [e.seq for e in entries] == list(range(1, total + 1))
@@ -93,6 +94,7 @@ def test_concurrent_writer_processes_keep_one_chain_and_one_tree(ledger_db: str)
         assert head is not None and (head.seq, head.hash) == (total, entries[-1].hash)
         assert report.ok, report.reason
         assert (stored, root) == _reference_root(db)
+        assert tiled == stored - stored % tree.TILE_SIZE  # every complete tile is stored
         print(f"{total} appends from {WRITERS} processes on {ledger_db.split(':')[0]}: "
               f"{elapsed:.1f} s with process start ({total / elapsed:.0f}/s)")
     finally:
@@ -169,7 +171,9 @@ def test_migrations_run_on_postgresql_and_0003_builds_the_tree(world: World) -> 
         with db.read() as s:
             after = [ledger.entry_dict(e) for e in
                      s.execute(select(LedgerEntry).order_by(LedgerEntry.seq)).scalars()]
-            size = tree.stored_size(s)
+            head_row = s.get(LedgerHead, 1)
+            size = head_row.seq if head_row is not None else 0
+            assert tree.tiled_size(s) == size - size % tree.TILE_SIZE
             assert ledger.verify(s).ok
         assert after == before and len(before) >= 37
         with db.read() as s:

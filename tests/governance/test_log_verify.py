@@ -219,12 +219,13 @@ def test_investigators_cannot_verify_and_the_empty_log_needs_no_key(world: World
 
 @SQLITE_ONLY
 def test_an_append_after_a_careless_cut_is_refused_by_name(world: World) -> None:
-    """A cut that leaves the tree's nodes behind: the next append names the cut instead of
+    """A cut that leaves the tree's tiles behind: the next append names the cut instead of
     failing on a key conflict (and nothing is written)."""
     app = world.app
-    n = fill(app, 12)
+    n = fill(app, tree.TILE_SIZE + 3)
     db = sqlite3.connect(db_file(app))
-    keep = n - 3
+    keep = tree.TILE_SIZE - 3  # the stored first tile covers entries past the head
+    assert n > tree.TILE_SIZE
     head_hash = db.execute("SELECT hash FROM ledger WHERE seq = ?", (keep,)).fetchone()[0]
     db.execute("DELETE FROM ledger WHERE seq > ?", (keep,))
     db.execute("UPDATE ledger_head SET seq = ?, hash = ?", (keep, head_hash))
