@@ -280,7 +280,8 @@ def main() -> None:
     sizes = [s for s in (10**6, 10**7) if s <= args.max_entries] or [args.max_entries]
     with tempfile.TemporaryDirectory(dir=args.out) as tmpdir:
         tmp = Path(tmpdir)
-        d: dict[str, Any] = {"appends": bench_appends(tmp, args.appends, args.rounds)}
+        d: dict[str, Any] = {"appends": bench_appends(tmp, args.appends, args.rounds)
+                             if args.appends else []}
         d["proofs"] = [bench_proofs(tmp, n) for n in sizes]
         d["verify"] = bench_verify(tmp, args.verify_entries) if args.verify_entries else None
         d["pymerkle"] = [] if args.no_pymerkle else bench_pymerkle(tmp, args.pymerkle_entries)
