@@ -22,7 +22,7 @@ from faceledger.gallery.index.milvus_backend import MilvusConfig, MilvusIndex, c
 from faceledger.gallery.indexstore import IndexStore
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from faceledger.db.engine import Database
     from faceledger.gallery.index import VectorIndex
@@ -38,6 +38,8 @@ class MilvusStore(IndexStore):
         self._client: Any = None
         self._views: dict[tuple[str, int], MilvusIndex] = {}
         self._touched: set[str] = set()  # model ids written since the last flush
+        # (model, collection) -> (faces_version, opt-out tag, the opted-out faces found there)
+        self._withheld: dict[tuple[str, int], tuple[int, str, frozenset[int]]] = {}
 
     @property
     def client(self) -> Any:
@@ -136,6 +138,7 @@ class MilvusStore(IndexStore):
             self.view(model_id, collection_id).clear()
             self._views.pop((model_id, collection_id), None)
             self._seen.pop((model_id, collection_id), None)
+            self._withheld.pop((model_id, collection_id), None)
             self._touched.add(model_id)
 
     def remove(self, model_id: str, collection_id: int, ids: np.ndarray) -> int:
@@ -151,6 +154,27 @@ class MilvusStore(IndexStore):
         self.get(model_id, collection_id)
         scores, ids = index.search(vector.reshape(1, -1), k, model_id=model_id, exclude=exclude)
         return scores[0], ids[0]
+
+    def withheld_known(self, model_id: str, collection_id: int, tag: str) -> set[int] | None:
+        """The opted-out faces of the collection found so far under opt-out state ``tag`` (the
+        caller's digest of the templates and threshold), or None when the collection's faces or
+        that state changed since (``search/match.py`` passes them to ``search`` as ``exclude``)."""
+        with self._lock:
+            held = self._withheld.get((model_id, collection_id))
+            if held is None or held[1] != tag or held[0] != self._version(collection_id):
+                return None
+            return set(held[2])
+
+    def remember_withheld(self, model_id: str, collection_id: int, tag: str,
+                          face_ids: Iterable[int]) -> None:
+        """Add opted-out faces found under ``tag`` to those remembered (a new tag or faces version
+        starts afresh)."""
+        key = (model_id, collection_id)
+        with self._lock:
+            version = self._version(collection_id)
+            held = self._withheld.get(key)
+            known = held[2] if held is not None and held[:2] == (version, tag) else frozenset()
+            self._withheld[key] = (version, tag, known | {int(i) for i in face_ids})
 
     def close(self) -> None:
         self.flush()

@@ -1,8 +1,10 @@
 """match: the probe embedding against each collection's index, then the blocklist, then the
-threshold (identify mode). Pure reads; the caller records the result."""
+threshold (identify mode). Pure reads; the caller records the result. On Milvus the blocklist
+is applied inside the engine's search (``exclude``); on the faiss files, to a few extra hits."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,13 +13,16 @@ from sqlalchemy import select
 
 from faceledger.db.schema import Collection
 from faceledger.errors import ValidationError
-from faceledger.gallery.optout import withheld_faces
+from faceledger.gallery.milvus_store import MilvusStore
+from faceledger.gallery.optout import optout_threshold, templates, withheld_faces
 from faceledger.gallery.repository import faces_with_provenance
 from faceledger.governance.calibration import CalibrationInfo, active_calibration
 
 if TYPE_CHECKING:
     from faceledger.core import Faceledger
     from faceledger.faces.embed import Embedding
+
+ENGINE_ROUNDS = 4  # searches per collection when opted-out faces keep turning up (Milvus)
 
 
 @dataclass
@@ -74,6 +79,8 @@ def match(app: Faceledger, query: Embedding, cols: list[tuple[int, str, int]], m
     if mode == "identify":
         with app.db.read() as s:
             calibration = active_calibration(s, query.model_id)
+    if isinstance(app.indexes, MilvusStore):
+        return _match_in_engine(app, app.indexes, query, cols, top_k, calibration)
     hits: list[tuple[float, int]] = []
     # Ask for a few more than top_k so withheld (opted-out) faces do not shorten the list.
     k = top_k + 10
@@ -81,7 +88,7 @@ def match(app: Faceledger, query: Embedding, cols: list[tuple[int, str, int]], m
         if count == 0:
             continue
         scores, ids = app.indexes.search(query.model_id, col_id, query.vector, min(k, count))
-        hits.extend((float(sc), int(i)) for sc, i in zip(scores, ids, strict=True) if i >= 0)
+        hits.extend(_pairs(scores, ids))
     hits.sort(key=lambda h: -h[0])
     if calibration is not None:
         hits = [h for h in hits if h[0] >= calibration.threshold]
@@ -90,6 +97,62 @@ def match(app: Faceledger, query: Embedding, cols: list[tuple[int, str, int]], m
     kept = [h for h in hits if h[1] not in blocked][:top_k]
     return MatchResult(kept, [{"collection": n, "faces": c} for _i, n, c in cols], calibration,
                        sum(1 for h in hits if h[1] in blocked))
+
+
+def _pairs(scores: np.ndarray, ids: np.ndarray) -> list[tuple[float, int]]:
+    return [(float(sc), int(i)) for sc, i in zip(scores, ids, strict=True) if i >= 0]
+
+
+def _match_in_engine(app: Faceledger, store: MilvusStore, query: Embedding,
+                     cols: list[tuple[int, str, int]], top_k: int,
+                     calibration: CalibrationInfo | None) -> MatchResult:
+    """Milvus: opted-out faces are excluded inside the search (a filter on face id), so the
+    top-k slots go to eligible faces however many of a person's faces opted out. ``withheld``
+    counts the opted-out faces that would otherwise have made the list."""
+    hits: list[tuple[float, int]] = []
+    held: list[tuple[float, int]] = []
+    for col_id, _name, count in cols:
+        if count:
+            found, out = _engine_search(app, store, query, col_id, min(top_k, count))
+            hits += found
+            held += out
+    hits.sort(key=lambda h: -h[0])
+    floor = calibration.threshold if calibration is not None else -np.inf
+    hits = [h for h in hits if h[0] >= floor][:top_k]
+    if len(hits) == top_k:
+        floor = max(floor, hits[-1][0])
+    return MatchResult(hits, [{"collection": n, "faces": c} for _i, n, c in cols], calibration,
+                       sum(1 for sc, _i in held if sc >= floor))
+
+
+def _engine_search(app: Faceledger, store: MilvusStore, query: Embedding, col_id: int, k: int
+                   ) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+    """Top-``k`` of one collection with its opted-out faces excluded in Milvus, and (score, id)
+    of those excluded. They are found by a range search of each opt-out template at the
+    withhold threshold (remembered until the collection's faces or the opt-outs change), each
+    checked against the database's vector; an opted-out face that the approximate range search
+    missed but the search returns is added and the search run again."""
+    model = query.model_id
+    marks = templates(app, model)
+    if len(marks) == 0:
+        return _pairs(*store.search(model, col_id, query.vector, k)), []
+    threshold = optout_threshold(app, model)
+    tag = hashlib.sha256(marks.astype("<f4").tobytes() + repr(threshold).encode()).hexdigest()
+    excluded = store.withheld_known(model, col_id, tag)
+    if excluded is None:
+        near = store.view(model, col_id).within(marks, threshold)
+        excluded = withheld_faces(app, model, near.tolist())
+        store.remember_withheld(model, col_id, tag, excluded)
+    for _ in range(ENGINE_ROUNDS):
+        hits = _pairs(*store.search(model, col_id, query.vector, k, exclude=sorted(excluded)))
+        late = withheld_faces(app, model, [i for _s, i in hits])
+        if not late:
+            break
+        excluded |= late
+        store.remember_withheld(model, col_id, tag, late)
+    hits = [h for h in hits if h[1] not in excluded]  # rounds exhausted: never show one
+    held = store.view(model, col_id).vectors(np.asarray(sorted(excluded), dtype=np.int64))
+    return hits, [(float(v @ query.vector), i) for i, v in held.items()]
 
 
 def clip(score: float) -> float:

@@ -48,6 +48,9 @@ MODEL_PROPERTY = "faceledger.model_id"
 WRITE_BATCH = 2_000  # rows per upsert (128-d: ~1 MB per request)
 READ_BATCH = 10_000  # rows per query-iterator page
 ID_BATCH = 1_000  # ids per ``in [...]`` filter
+RANGE_LIMIT = 16_384  # Milvus's largest top-k: the most ids one range search returns per vector
+RADIUS_SLACK = 1e-5  # a range search keeps scores above its radius; scores equal to a
+# threshold count as reaching it (``>=``), so the radius sits this far below it
 # Measured with pymilvus 3.0 / milvus-lite 3.2: these build; IVF_PQ, DISKANN, SCANN, GPU_* are
 # accepted by the API but fail in the background, and search silently falls back to brute force.
 LITE_INDEXES = frozenset({"FLAT", "HNSW", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8", "AUTOINDEX"})
@@ -227,8 +230,8 @@ class MilvusIndex:
         if vectors.shape[0] == 0:
             return scores, found
         where = self._scope
-        if len(exclude):
-            where += f" and face_id not in [{', '.join(str(int(i)) for i in exclude)}]"
+        if len(exclude):  # (Milvus Lite has no filter templates: the ids go in the text)
+            where += f" and face_id not in {sorted({int(i) for i in exclude})}"
         result = self._client.search(self.name, data=vectors.tolist(), limit=k, filter=where,
                                      output_fields=["face_id"],
                                      search_params={"metric_type": "IP",
@@ -238,6 +241,21 @@ class MilvusIndex:
                 found[row, col] = int(hit["face_id"])
                 scores[row, col] = float(hit["distance"])
         return scores, found
+
+    def within(self, vectors: VectorArray, threshold: float, *, limit: int = RANGE_LIMIT
+               ) -> IdArray:
+        """The ids of this collection whose similarity to any of ``vectors`` is at least about
+        ``threshold`` (a range search: at most ``limit`` per vector, approximate like any search
+        of the index, and a hair below the threshold included: callers check what they use)."""
+        vectors = check_vectors(vectors, self._dim, require_unit=False)
+        if vectors.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        params = {**self.config.query_params(1), "radius": float(threshold) - RADIUS_SLACK}
+        result = self._client.search(self.name, data=vectors.tolist(), limit=int(limit),
+                                     filter=self._scope, output_fields=["face_id"],
+                                     search_params={"metric_type": "IP", "params": params})
+        return np.unique(np.asarray([int(h["face_id"]) for hits in result for h in hits],
+                                    dtype=np.int64))
 
     def present(self, ids: IdArray) -> IdArray:
         """Which of ``ids`` this collection holds."""
