@@ -165,6 +165,12 @@ def report(out: Path, m: dict[str, Any]) -> str:
     onnx = out / "onnx_embed.json"
     if onnx.exists():
         parts.append(onnx_embed_section(json.loads(onnx.read_text())))
+    for name, title in (("pg_ledger.json", "Ledger appends/s, concurrent writer processes"),
+                        ("milvus.json", "Search at 1M faces: embedded faiss vs Milvus Lite")):
+        f = out / name
+        if f.exists():
+            d = json.loads(f.read_text())
+            parts.append(f"## {title}\n\n`{d['command']}`\n\n{d['markdown']}")
     text = "\n\n".join(parts) + "\n"
     (out / "REPORT.md").write_text(text)
     return text
@@ -179,7 +185,8 @@ def main() -> None:
                     help="also 10M vectors (~1 h of HNSW build on 2 cores, ~9 GB peak)")
     ap.add_argument("--jitters", default="0", help="comma list: LFW verification with each "
                     "number of jitters (10 takes ~10x the embedding time: ~1 h on 2 cores)")
-    ap.add_argument("--skip", default="", help="comma list of: ingest,search,api,ledger,accuracy,onnx")
+    ap.add_argument("--skip", default="", help="comma list of: ingest,search,api,ledger,"
+                    "pgledger,milvus,accuracy,onnx")
     args = ap.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -200,6 +207,11 @@ def main() -> None:
              "--out", str(out)], log)
     if "ledger" not in skip:
         run([PY, str(HERE / "ledger_bench.py"), "--out", str(out)], log)
+    if "pgledger" not in skip:
+        run([PY, str(HERE / "pg_ledger_bench.py"), "--out", str(out)], log)
+    if args.full and "milvus" not in skip:  # ~45 min on 2 cores
+        run([PY, str(HERE / "milvus_bench.py"), "--sizes", "1000000", "--fit", str(npz),
+             "--queries", "200", "--milvus-efs", "128", "--out", str(out)], log)
     for jitters in [] if "accuracy" in skip else [int(j) for j in args.jitters.split(",")]:
         cmd = [PY, "-m", "faceledger", "eval", "verify", "--lfw", str(args.lfw), "--json",
                "--jitters", str(jitters), "--cache", str(out / f"eval-cache-j{jitters}.npz"),
