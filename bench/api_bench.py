@@ -2,6 +2,10 @@
 with 1 and 8 concurrent clients; plus the in-process match latency on the same gallery.
 
     python bench/api_bench.py --lfw ../shared/facedata/lfw --embeddings bench/results/lfw_embeddings.npz
+
+``--upsample auto,1`` serves the same gallery once per FACELEDGER_UPSAMPLE value, one after the
+other in the same run. Each row also gives the server's CPU time per search (from /proc: what a
+search cost the server, whatever else shares the cores).
 """
 
 from __future__ import annotations
@@ -78,12 +82,58 @@ def run_clients(url: str, token: str, probes: list[bytes], clients: int, per_cli
             "mean_ms": round(statistics.mean(lat), 2), "throughput_rps": round(len(lat) / wall, 2)}
 
 
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serve_and_measure(home: Path, tmp: Path, upsample: str, inv: str, probes: list[bytes],
+                      requests: int) -> list[dict[str, Any]]:
+    """Start ``faceledger serve`` on ``home`` (FACELEDGER_UPSAMPLE=``upsample`` unless empty);
+    1 client, then 8; each row with the server's CPU ms per search."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, FACELEDGER_HOME=str(home), FACELEDGER_PORT=str(port))
+    if upsample:
+        env["FACELEDGER_UPSAMPLE"] = upsample
+    log = open(tmp / f"server-{upsample or 'default'}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "faceledger", "serve"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    rows = []
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        run_clients(url, inv, probes, 1, 5)  # warm-up
+        for clients, per in ((1, requests), (8, max(requests // 4, 5))):
+            c0 = server_cpu_s(proc.pid)
+            row = run_clients(url, inv, probes, clients, per)
+            cpu = server_cpu_s(proc.pid) - c0
+            row["upsample"] = upsample or "default"
+            row["server_cpu_ms_per_search"] = round(1000 * cpu / max(row["requests"], 1), 1)
+            rows.append(row)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--lfw", type=Path, required=True)
     ap.add_argument("--embeddings", type=Path, required=True)
     ap.add_argument("--requests", type=int, default=60, help="per client count for 1 client")
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
+    ap.add_argument("--upsample", default="", help="comma-separated FACELEDGER_UPSAMPLE values "
+                    "to serve one after the other (e.g. auto,1); default: the settings'")
     args = ap.parse_args()
     paths, ids, vecs = load_npz(args.embeddings)
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,35 +151,21 @@ def main() -> None:
             counts[i] = counts.get(i, 0) + 1
         probe_files = [p for p, i in zip(paths, ids, strict=True) if counts[i] >= 4][:200]
         probes = [(args.lfw / p).read_bytes() for p in probe_files]
-        port = 0
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = dict(os.environ, FACELEDGER_HOME=str(home), FACELEDGER_PORT=str(port))
-        log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "faceledger", "serve"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.3)
-            run_clients(url, inv, probes, 1, 5)  # warm-up
-            one = run_clients(url, inv, probes, 1, args.requests)
-            eight = run_clients(url, inv, probes, 8, max(args.requests // 4, 5))
-        finally:
-            proc.terminate()
-            proc.wait(20)
-            log.close()
+        http: list[dict[str, Any]] = []
+        for up in args.upsample.split(",") if args.upsample else [""]:
+            http += serve_and_measure(home, Path(tmp), up.strip(), inv, probes, args.requests)
     report = {"benchmark": "api_search", "gallery_faces": len(vecs),
-              "match_in_process": match, "http": [one, eight]}
+              "match_in_process": match, "http": http}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "api.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
+    print("| upsample | clients | requests | errors | p50 ms | p99 ms | searches/s | "
+          "server CPU ms/search |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in http:
+        print(f"| {r['upsample']} | {r['clients']} | {r['requests']} | {r['errors']} | "
+              f"{r['p50_ms']} | {r['p99_ms']} | {r['throughput_rps']} | "
+              f"{r['server_cpu_ms_per_search']} |")
 
 
 if __name__ == "__main__":

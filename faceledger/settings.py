@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,7 +33,12 @@ class Settings(BaseSettings):
         "folders, or http(s) URLs of a pack's zip pinned with #sha256=<hex> (downloaded once "
         "into <home>/models/packs/). A pack's model id is <name>-<version>; its licence binds.")
     detector: Literal["hog", "cnn"] = Field(default="hog", description="dlib HOG or MMOD CNN detector.")
-    upsample: int = Field(default=1, ge=0, le=3, description="Detector upsampling passes.")
+    upsample: Annotated[int, Field(ge=0, le=3)] | Literal["auto"] = Field(
+        default="auto", description="Detector upsampling passes (0-3), or 'auto': 0 (faces from "
+        "~80 px), and 1 (from ~40 px) only on images where 0 finds no face or finds faces "
+        "covering under 1/12 of the frame (group photos); then the fallback. A quarter of the "
+        "detection CPU on LFW photos, the same faces found; but a face under ~80 px beside "
+        "faces that fill the frame is missed at ingest and in probes; 1 keeps it.")
     min_detector_score: float = Field(default=0.0, description="Drop detections below this score.")
     jitters: int = Field(default=0, ge=0, le=100, description="Embed the average of N jittered "
                          "copies of each face (slower by N; dlib's published LFW figure uses 100).")

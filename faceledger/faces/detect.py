@@ -81,3 +81,37 @@ class BySize:
     def detect(self, pixels: np.ndarray) -> list[Detection]:
         small = min(pixels.shape[:2]) < self.short_side
         return (self.small if small else self.large).detect(pixels)
+
+
+# ``upsample`` value (in the model options) for ``UntilFound``: dlib's HOG at upsample 0 and,
+# where that finds no face or faces covering under AUTO_ENOUGH of the image, at upsample 1
+# (settings: ``FACELEDGER_UPSAMPLE=auto``).
+UPSAMPLE_AUTO = -1
+AUTO_ENOUGH = 1 / 12  # LFW's centred faces cover 8.3-40% of the frame; a group photo's, less
+
+
+class UntilFound:
+    """Each detector in turn until one finds faces covering at least ``enough`` of the image:
+    e.g. HOG without upsampling (faces from ~80 px, a quarter of the work) and, only where that
+    finds none or finds faces covering a small part of the frame (a group photo, a crowd: room
+    for smaller faces), upsampled once (from ~40 px). The pass that found most faces wins. A
+    small face beside faces that fill the frame (a portrait's background) is not looked for."""
+
+    def __init__(self, *detectors: Detector, name: str, enough: float = 0.0) -> None:
+        if not detectors:
+            raise ValueError("UntilFound needs at least one detector")
+        self.detectors = detectors
+        self.name = name
+        self.enough = enough
+
+    def detect(self, pixels: np.ndarray) -> list[Detection]:
+        best: list[Detection] = []
+        area = max(1, pixels.shape[0] * pixels.shape[1])
+        for detector in self.detectors:
+            found = detector.detect(pixels)
+            if len(found) >= len(best):
+                best = found
+            cover = sum(d.box.width * d.box.height for d in found) / area
+            if found and cover >= self.enough:
+                break
+        return best

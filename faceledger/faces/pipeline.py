@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from faceledger.faces.decode import DecodedImage, decode_image, working_copy
-from faceledger.faces.detect import Box, Detection, Detector, padded, unpadded
+from faceledger.faces.detect import UPSAMPLE_AUTO, Box, Detection, Detector, padded, unpadded
 from faceledger.faces.models.base import FaceModel, ModelOptions, load_model, register_packs
 
 if TYPE_CHECKING:
@@ -98,7 +98,8 @@ class FacePipeline:
     def from_settings(cls, settings: Settings) -> FacePipeline:
         if settings.model_packs:
             register_packs(settings)  # a pack's model id is known once its manifest is read
-        options = ModelOptions(settings.detector, settings.upsample, settings.min_detector_score,
+        upsample = UPSAMPLE_AUTO if settings.upsample == "auto" else settings.upsample
+        options = ModelOptions(settings.detector, upsample, settings.min_detector_score,
                                settings.jitters, embed_runtime=settings.embed_runtime,
                                onnx_threads=settings.onnx_threads,
                                detector_runtime=settings.detector_runtime,

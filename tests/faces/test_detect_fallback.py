@@ -59,10 +59,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pipes(home: Path) -> dict[str, FacePipeline]:
-    """HOG (upsample 1) with neither, padding only, and both (the defaults)."""
+    """HOG at upsample 1 with neither and with padding only (the old detector: the HOG-misses
+    premises below hold for it); and the defaults (upsample auto, padding, the fallback)."""
     return {
-        "old": FacePipeline.from_settings(Settings(home=home, detect_pad=0, detect_fallback=False)),
-        "pad": FacePipeline.from_settings(Settings(home=home, detect_fallback=False)),
+        "old": FacePipeline.from_settings(Settings(home=home, detect_pad=0, detect_fallback=False,
+                                                  upsample=1)),
+        "pad": FacePipeline.from_settings(Settings(home=home, detect_fallback=False, upsample=1)),
         "default": FacePipeline.from_settings(Settings(home=home)),
     }
 

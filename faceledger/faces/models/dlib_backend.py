@@ -23,7 +23,15 @@ import numpy as np
 
 from faceledger.errors import ConfigError
 from faceledger.faces.align import AlignedFace, Aligner
-from faceledger.faces.detect import Box, BySize, Detection, Detector
+from faceledger.faces.detect import (
+    AUTO_ENOUGH,
+    UPSAMPLE_AUTO,
+    Box,
+    BySize,
+    Detection,
+    Detector,
+    UntilFound,
+)
 from faceledger.faces.embed import Embedder, Embedding, normalise
 from faceledger.faces.models.base import FaceModel, ModelCapabilities, ModelOptions
 
@@ -86,7 +94,10 @@ class Instances:
 
 
 class DlibDetector:
-    def __init__(self, kind: str, upsample: int, min_score: float) -> None:
+    def __init__(self, kind: str, upsample: int, min_score: float,
+                 like: DlibDetector | None = None) -> None:
+        """``like``: a detector of the same kind whose dlib objects this one shares (the
+        upsampling is an argument of each call, not part of the object)."""
         # dlib objects may not be used from two threads at once (the server runs requests in a
         # thread pool): the CNN is used under its own lock, HOG detectors from a pool.
         self._lock = threading.Lock()
@@ -95,12 +106,13 @@ class DlibDetector:
         self.kind = kind
         self.upsample = upsample
         self.min_score = min_score
+        same = like if like is not None and like.kind == kind else None
         if kind == "cnn":
-            self._cnn = dlib.cnn_face_detection_model_v1(
-                _weights().cnn_face_detector_model_location()
-            )
+            self._lock = same._lock if same else self._lock
+            self._cnn: Any = same._cnn if same else dlib.cnn_face_detection_model_v1(
+                _weights().cnn_face_detector_model_location())
         else:
-            self._hog = Instances(dlib.get_frontal_face_detector)
+            self._hog: Instances = same._hog if same else Instances(dlib.get_frontal_face_detector)
 
     def detect(self, pixels: np.ndarray) -> list[Detection]:
         h, w = pixels.shape[:2]
@@ -203,10 +215,20 @@ def _mmod_cache(options: ModelOptions) -> Path:
 
 def make_detector(kind: str, options: ModelOptions, upsample: int | None = None) -> Detector:
     """The ``kind`` ("hog" or "cnn") detector; "cnn" runs on ONNX Runtime (dlib's exact boxes,
-    ~10x faster, ``onnx_mmod.py``) unless ``detector_runtime`` is "dlib"."""
+    ~10x faster, ``onnx_mmod.py``) unless ``detector_runtime`` is "dlib". ``UPSAMPLE_AUTO``:
+    upsample 0, and 1 only where that finds no face (``UntilFound``)."""
     up = options.upsample if upsample is None else upsample
     if kind not in CAPABILITIES.detectors:
         raise ConfigError(f"unknown detector {kind!r}; choose one of {', '.join(CAPABILITIES.detectors)}")
+    if up == UPSAMPLE_AUTO:
+        first = make_detector(kind, options, 0)
+        second = (DlibDetector(kind, 1, options.min_score, like=first)
+                  if isinstance(first, DlibDetector) else make_detector(kind, options, 1))
+        return UntilFound(first, second, enough=AUTO_ENOUGH,
+                          name=f"{first.name} (upsample 0; 1 where 0 finds no face or faces "
+                          "covering under 1/12 of the image)")
+    if up < 0:
+        raise ConfigError(f"upsample {up} is not a number of upsampling passes (0-3) nor auto")
     if kind == "hog" or options.detector_runtime == "dlib":
         return DlibDetector(kind, up, options.min_score)
     if options.detector_runtime != "onnx":
