@@ -116,8 +116,10 @@ class Settings(BaseSettings):
     index_exact_max: int = Field(
         default=50_000, description="Collections up to this many faces use exact search."
     )
-    index_approximate: Literal["hnsw", "ivf"] = Field(
-        default="hnsw", description="Index for collections past index_exact_max faces.")
+    index_approximate: Literal["hnsw", "ivf", "ivfpq"] = Field(
+        default="hnsw", description="Index for collections past index_exact_max faces: 'hnsw', "
+        "'ivf' (IVF-Flat) or 'ivfpq' (IVF + 4-bit PQ fast scan re-ranked exactly from the float "
+        "vectors; parameters by size in faceledger/data/index_params.json).")
     index_nprobe: int = Field(default=64, ge=1, description="IVF lists probed per query.")
     index_ef_search: int = Field(
         default=128, ge=2, le=10_000,

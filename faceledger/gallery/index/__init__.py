@@ -23,6 +23,7 @@ from faceledger.gallery.index.faiss_backend import (
     nlist_for,
 )
 from faceledger.gallery.index.faiss_hnsw import HnswIndex
+from faceledger.gallery.index.faiss_ivfpq import IvfPqIndex
 from faceledger.gallery.index.registry import (
     available_kinds,
     create_index,
@@ -33,6 +34,7 @@ from faceledger.gallery.index.registry import (
 register_index(FlatIndex.kind, FlatIndex, FlatIndex.load)
 register_index(IvfIndex.kind, IvfIndex, IvfIndex.load)
 register_index(HnswIndex.kind, HnswIndex, HnswIndex.load)
+register_index(IvfPqIndex.kind, IvfPqIndex, IvfPqIndex.load)
 
 __all__ = [
     "DEFAULT_EXACT_MAX",
@@ -43,6 +45,7 @@ __all__ = [
     "IndexCapabilities",
     "IndexFileError",
     "IvfIndex",
+    "IvfPqIndex",
     "ScoreArray",
     "VectorArray",
     "VectorIndex",

@@ -26,6 +26,7 @@ from faceledger.gallery.index.base import (
 )
 from faceledger.gallery.index.faiss_common import FaissIndex, faiss_module, sidecar_for
 from faceledger.gallery.index.faiss_hnsw import DEFAULT_EF_SEARCH, HnswIndex
+from faceledger.gallery.index.faiss_ivfpq import IvfPqIndex
 from faceledger.gallery.index.params import ef_search_for, hnsw_params
 from faceledger.gallery.index.validation import check_model_id, check_same_model, check_vectors
 
@@ -214,7 +215,8 @@ def build_index(
     ef_construction: int | None = None,
 ) -> VectorIndex:
     """Index ``vectors``: exact ``flat`` when ``n <= exact_max``, otherwise ``approximate``
-    (``"hnsw"``, the default, or a trained ``"ivf"``). HNSW parameters left ``None`` come from the
+    (``"hnsw"``, the default, a trained ``"ivf"``, or ``"ivfpq"``: 4-bit PQ fast scan re-ranked
+    exactly, trained once it holds enough faces). HNSW parameters left ``None`` come from the
     size table (``params.hnsw_params(n)``); ``ef_search`` is then a floor over it."""
     check_model_id(model_id)
     n = int(vectors.shape[0]) if isinstance(vectors, np.ndarray) and vectors.ndim == 2 else -1
@@ -230,8 +232,13 @@ def build_index(
         for start in range(0, n, 100_000):  # chunks keep memory flat on big rebuilds
             index.add(ids[start:start + 100_000], vectors[start:start + 100_000])
         return index
+    elif approximate == "ivfpq":
+        pq = IvfPqIndex(model_id, dim, expected_count=n, threads=threads)
+        for start in range(0, n, 100_000):
+            pq.add(ids[start:start + 100_000], vectors[start:start + 100_000])
+        return pq
     elif approximate != "ivf":
-        raise ValidationError(f"unknown approximate index {approximate!r} (hnsw or ivf)")
+        raise ValidationError(f"unknown approximate index {approximate!r} (hnsw, ivf or ivfpq)")
     else:
         index = IvfIndex(model_id, dim, nlist=nlist, nprobe=nprobe, threads=threads)
         index.train(vectors, expected_count=n)

@@ -1,9 +1,11 @@
-"""HNSW parameters that grow with the index: a table kept as data (``data/index_params.json``).
+"""Index parameters that grow with the index: tables kept as data (``data/index_params.json``).
 
 A graph searched with a fixed ``efSearch`` loses recall as it grows (measured: efSearch 128 gives
 recall@10 0.995 at 1M faces, 0.937 at 10M), so the search width, and the ``efConstruction`` of
 graphs built or grown at that size, come from the first row of the table whose ``max_faces`` is
 at least the index's face count. ``FACELEDGER_INDEX_EF_SEARCH`` is a floor over the table.
+The ``ivfpq`` table (``faiss_ivfpq.py``) gives lists, PQ sub-quantizers, lists probed and the
+re-rank factor by the face count an IVF-PQ index is trained for, chosen the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ class HnswParams:
     ef_construction: int
 
 
+def _check_caps(caps: list[int | None]) -> None:
+    if caps[-1] is not None or None in caps[:-1]:
+        raise ValidationError("only the last index parameter row may (and must) have max_faces null")
+    bounded = [c for c in caps if c is not None]
+    if bounded != sorted(set(bounded)):
+        raise ValidationError("index parameter rows must have increasing max_faces")
+
+
 def parse_table(data: Any) -> tuple[HnswParams, ...]:
     """Check and order the ``hnsw`` rows of a parsed ``index_params.json``."""
     rows = data.get("hnsw") if isinstance(data, dict) else None
@@ -42,12 +52,7 @@ def parse_table(data: Any) -> tuple[HnswParams, ...]:
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
             raise ValidationError(f"max_faces must be a positive integer or null, got {cap!r}")
         out.append(HnswParams(cap, int(efs), int(efc)))  # type: ignore[arg-type]  # checked above
-    caps = [r.max_faces for r in out]
-    if caps[-1] is not None or None in caps[:-1]:
-        raise ValidationError("only the last index parameter row may (and must) have max_faces null")
-    bounded = [c for c in caps if c is not None]
-    if bounded != sorted(set(bounded)):
-        raise ValidationError("index parameter rows must have increasing max_faces")
+    _check_caps([r.max_faces for r in out])
     return tuple(out)
 
 
@@ -73,3 +78,59 @@ def ef_search_for(count: int, floor: int, table: tuple[HnswParams, ...] | None =
     """efSearch for an index of ``count`` faces: the table's value, never below ``floor``
     (``FACELEDGER_INDEX_EF_SEARCH``)."""
     return max(int(floor), hnsw_params(count, table).ef_search)
+
+
+# ------------------------------------------------------------------ ivfpq
+@dataclass(frozen=True)
+class IvfPqParams:
+    """One row of the ``ivfpq`` table: IVF lists, PQ sub-quantizers (4 bits each), lists probed
+    per query and the re-rank factor (``k * k_factor`` fast-scan candidates re-scored exactly)."""
+
+    max_faces: int | None  # None: no upper bound (the last row)
+    nlist: int
+    m: int
+    nprobe: int
+    k_factor: int
+
+
+def _positive(row: dict[str, Any], name: str, least: int = 1) -> int:
+    v = row.get(name)
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+        raise ValidationError(f"ivfpq {name} must be an integer >= {least}, got {v!r}")
+    return v
+
+
+def parse_ivfpq_table(data: Any) -> tuple[IvfPqParams, ...]:
+    """Check and order the ``ivfpq`` rows of a parsed ``index_params.json``."""
+    rows = data.get("ivfpq") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise ValidationError("index parameters need a non-empty 'ivfpq' list")
+    out: list[IvfPqParams] = []
+    for row in rows:
+        if not isinstance(row, dict):
+            raise ValidationError(f"index parameter row must be an object, got {row!r}")
+        cap = row.get("max_faces")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ValidationError(f"max_faces must be a positive integer or null, got {cap!r}")
+        out.append(IvfPqParams(cap, _positive(row, "nlist"), _positive(row, "m"),
+                               _positive(row, "nprobe"), _positive(row, "k_factor")))
+    _check_caps([r.max_faces for r in out])
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def default_ivfpq_table() -> tuple[IvfPqParams, ...]:
+    """The packaged ``ivfpq`` table (read on first use, not at import)."""
+    text = files("faceledger.data").joinpath("index_params.json").read_text("utf-8")
+    return parse_ivfpq_table(json.loads(text))
+
+
+def ivfpq_params(count: int, table: tuple[IvfPqParams, ...] | None = None) -> IvfPqParams:
+    """The ``ivfpq`` row that applies to an index of ``count`` faces."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValidationError(f"count must be a non-negative integer, got {count!r}")
+    rows = table if table is not None else default_ivfpq_table()
+    for row in rows:
+        if row.max_faces is None or count <= row.max_faces:
+            return row
+    return rows[-1]  # pragma: no cover - parse_ivfpq_table guarantees a null last row
