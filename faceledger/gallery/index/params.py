@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from faceledger.errors import ValidationError
 
@@ -36,42 +36,69 @@ def _check_caps(caps: list[int | None]) -> None:
         raise ValidationError("index parameter rows must have increasing max_faces")
 
 
-def parse_table(data: Any) -> tuple[HnswParams, ...]:
-    """Check and order the ``hnsw`` rows of a parsed ``index_params.json``."""
-    rows = data.get("hnsw") if isinstance(data, dict) else None
+def _rows(data: Any, name: str) -> list[tuple[int | None, dict[str, Any]]]:
+    """The ``name`` rows of a parsed ``index_params.json``: (max_faces, row), checked."""
+    rows = data.get(name) if isinstance(data, dict) else None
     if not isinstance(rows, list) or not rows:
-        raise ValidationError("index parameters need a non-empty 'hnsw' list")
-    out: list[HnswParams] = []
+        raise ValidationError(f"index parameters need a non-empty {name!r} list")
+    out: list[tuple[int | None, dict[str, Any]]] = []
     for row in rows:
         if not isinstance(row, dict):
             raise ValidationError(f"index parameter row must be an object, got {row!r}")
-        cap, efs, efc = row.get("max_faces"), row.get("ef_search"), row.get("ef_construction")
+        cap = row.get("max_faces")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ValidationError(f"max_faces must be a positive integer or null, got {cap!r}")
+        out.append((cap, row))
+    _check_caps([cap for cap, _row in out])
+    return out
+
+
+@lru_cache(maxsize=1)
+def _packaged() -> Any:
+    """The packaged ``index_params.json``, parsed (read once, on first use, not at import)."""
+    return json.loads(files("faceledger.data").joinpath("index_params.json").read_text("utf-8"))
+
+
+class _Row(Protocol):
+    @property
+    def max_faces(self) -> int | None: ...
+
+
+R = TypeVar("R", bound=_Row)
+
+
+def _row_for(count: int, rows: tuple[R, ...]) -> R:
+    """The first row whose ``max_faces`` is at least ``count`` (the parsers guarantee a null
+    last row)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValidationError(f"count must be a non-negative integer, got {count!r}")
+    for row in rows:
+        if row.max_faces is None or count <= row.max_faces:
+            return row
+    return rows[-1]  # pragma: no cover - the parsers guarantee a null last row
+
+
+def parse_table(data: Any) -> tuple[HnswParams, ...]:
+    """Check and order the ``hnsw`` rows of a parsed ``index_params.json``."""
+    out: list[HnswParams] = []
+    for cap, row in _rows(data, "hnsw"):
+        efs, efc = row.get("ef_search"), row.get("ef_construction")
         for name, v in (("ef_search", efs), ("ef_construction", efc)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 2:
                 raise ValidationError(f"{name} must be an integer >= 2, got {v!r}")
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise ValidationError(f"max_faces must be a positive integer or null, got {cap!r}")
         out.append(HnswParams(cap, int(efs), int(efc)))  # type: ignore[arg-type]  # checked above
-    _check_caps([r.max_faces for r in out])
     return tuple(out)
 
 
 @lru_cache(maxsize=1)
 def default_table() -> tuple[HnswParams, ...]:
     """The packaged table (read on first use, not at import)."""
-    text = files("faceledger.data").joinpath("index_params.json").read_text("utf-8")
-    return parse_table(json.loads(text))
+    return parse_table(_packaged())
 
 
 def hnsw_params(count: int, table: tuple[HnswParams, ...] | None = None) -> HnswParams:
     """The row that applies to an index of ``count`` faces."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ValidationError(f"count must be a non-negative integer, got {count!r}")
-    rows = table if table is not None else default_table()
-    for row in rows:
-        if row.max_faces is None or count <= row.max_faces:
-            return row
-    return rows[-1]  # pragma: no cover - parse_table guarantees a null last row
+    return _row_for(count, table if table is not None else default_table())
 
 
 def ef_search_for(count: int, floor: int, table: tuple[HnswParams, ...] | None = None) -> int:
@@ -102,35 +129,17 @@ def _positive(row: dict[str, Any], name: str, least: int = 1) -> int:
 
 def parse_ivfpq_table(data: Any) -> tuple[IvfPqParams, ...]:
     """Check and order the ``ivfpq`` rows of a parsed ``index_params.json``."""
-    rows = data.get("ivfpq") if isinstance(data, dict) else None
-    if not isinstance(rows, list) or not rows:
-        raise ValidationError("index parameters need a non-empty 'ivfpq' list")
-    out: list[IvfPqParams] = []
-    for row in rows:
-        if not isinstance(row, dict):
-            raise ValidationError(f"index parameter row must be an object, got {row!r}")
-        cap = row.get("max_faces")
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise ValidationError(f"max_faces must be a positive integer or null, got {cap!r}")
-        out.append(IvfPqParams(cap, _positive(row, "nlist"), _positive(row, "m"),
-                               _positive(row, "nprobe"), _positive(row, "k_factor")))
-    _check_caps([r.max_faces for r in out])
-    return tuple(out)
+    return tuple(IvfPqParams(cap, _positive(row, "nlist"), _positive(row, "m"),
+                             _positive(row, "nprobe"), _positive(row, "k_factor"))
+                 for cap, row in _rows(data, "ivfpq"))
 
 
 @lru_cache(maxsize=1)
 def default_ivfpq_table() -> tuple[IvfPqParams, ...]:
     """The packaged ``ivfpq`` table (read on first use, not at import)."""
-    text = files("faceledger.data").joinpath("index_params.json").read_text("utf-8")
-    return parse_ivfpq_table(json.loads(text))
+    return parse_ivfpq_table(_packaged())
 
 
 def ivfpq_params(count: int, table: tuple[IvfPqParams, ...] | None = None) -> IvfPqParams:
     """The ``ivfpq`` row that applies to an index of ``count`` faces."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ValidationError(f"count must be a non-negative integer, got {count!r}")
-    rows = table if table is not None else default_ivfpq_table()
-    for row in rows:
-        if row.max_faces is None or count <= row.max_faces:
-            return row
-    return rows[-1]  # pragma: no cover - parse_ivfpq_table guarantees a null last row
+    return _row_for(count, table if table is not None else default_ivfpq_table())
