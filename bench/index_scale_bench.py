@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import search_bench as sb
+from benchinfo import command_line, machine
 
 from faceledger.gallery.index import FlatIndex, HnswIndex
 from faceledger.gallery.index.faiss_common import faiss_module
@@ -52,6 +52,16 @@ def cone_fit(seed: int) -> None:
     lb = rot_b * np.sqrt(shape * tr_b / shape.sum())
     lw = rot_w * np.sqrt(shape * (total - tr_b) / shape.sum())
     sb.FIT = (mu, lb.astype(np.float32), lw.astype(np.float32))
+
+
+def use_data(fit: Path | None, seed: int) -> str:
+    """Generate galleries fitted to ``fit`` (an LFW embeddings .npz), else from the cone model;
+    says which."""
+    if fit is not None:
+        sb.fit_real(fit)
+        return f"fitted to {fit}"
+    cone_fit(seed)
+    return f"cone model (same {SAME_COS}, different {DIFF_COS}, spectrum i^-{SPECTRUM})"
 
 
 def bench_size(size: int, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -98,21 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/results/index_scale.json"))
     args = ap.parse_args(argv)
-    if args.fit is not None:
-        sb.fit_real(args.fit)
-    else:
-        cone_fit(args.seed)
+    data = use_data(args.fit, args.seed)
     faiss_module().omp_set_num_threads(os.cpu_count() or 1)
     rows = [r for size in map(int, args.sizes.split(",")) for r in bench_size(size, args)]
     print(table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "faiss": faiss_module().__version__, "platform": platform.platform()},
-        "data": f"fitted to {args.fit}" if args.fit else f"cone model (same {SAME_COS}, different "
-                f"{DIFF_COS}, spectrum i^-{SPECTRUM})",
-        "results": rows, "markdown": table(rows)}, indent=2))
+        "command": command_line(argv), "machine": machine(faiss=faiss_module().__version__),
+        "data": data, "results": rows, "markdown": table(rows)}, indent=2))
     print(f"wrote {args.out}")
     return 0
 

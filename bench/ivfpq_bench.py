@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import index_scale_bench as isb
 import search_bench as sb
+from benchinfo import command_line, machine
 
 from faceledger.gallery.index.faiss_common import faiss_module
 
@@ -209,22 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/results/ivfpq.json"))
     args = ap.parse_args(argv)
-    if args.fit is not None and not args.cone:
-        sb.fit_real(args.fit)
-        data = f"fitted to {args.fit}"
-    else:
-        isb.cone_fit(args.seed)
-        data = "cone model (bench/index_scale_bench.py)"
+    data = isb.use_data(None if args.cone else args.fit, args.seed)
     stats = {s: sb.cosine_stats(int(s), args.seed, None) for s in args.sizes.split(",")}
     print(f"{data}: {json.dumps(stats)}", flush=True)
     rows = [r for size in map(int, args.sizes.split(",")) for r in bench_size(size, args)]
     print(table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "faiss": faiss_module().__version__, "platform": platform.platform(),
-                    "note": "2 cores shared with other jobs"},
+        "command": command_line(argv),
+        "machine": machine(faiss=faiss_module().__version__),
         "data": data, "cosines": stats, "queries": args.queries, "results": rows,
         "markdown": table(rows)}, indent=2))
     print(f"wrote {args.out}")

@@ -24,7 +24,6 @@ import dataclasses
 import gc
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -37,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import index_scale_bench as isb
 import search_bench as sb
+from benchinfo import command_line, machine
 
 from faceledger.gallery.index import FlatIndex, HnswIndex
 from faceledger.gallery.index.faiss_common import faiss_module
@@ -148,10 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
     args = ap.parse_args(argv)
-    if args.fit is not None:
-        sb.fit_real(args.fit)
-    else:
-        isb.cone_fit(args.seed)
+    data = isb.use_data(args.fit, args.seed)
     faiss_module().omp_set_num_threads(os.cpu_count() or 1)
     folder = Path(tempfile.mkdtemp(prefix="faceledger-milvus-bench-"))
     started = time.perf_counter()
@@ -164,13 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     import pymilvus  # type: ignore[import-untyped]
 
     report = {
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "faiss": faiss_module().__version__, "pymilvus": pymilvus.__version__,
-                    "platform": platform.platform()},
-        "data": f"fitted to {args.fit}" if args.fit else f"cone model (same {isb.SAME_COS}, "
-                f"different {isb.DIFF_COS}, spectrum i^-{isb.SPECTRUM})",
-        "elapsed_s": round(time.perf_counter() - started, 1), "results": rows, "markdown": md}
+        "command": command_line(argv),
+        "machine": machine(faiss=faiss_module().__version__, pymilvus=pymilvus.__version__),
+        "data": data, "elapsed_s": round(time.perf_counter() - started, 1), "results": rows, "markdown": md}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "milvus.json").write_text(json.dumps(report, indent=2))
     (args.out / "milvus.md").write_text(f"# Embedded faiss vs Milvus Lite\n\n`{report['command']}`; "

@@ -28,7 +28,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -40,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchinfo import command_line, machine
 from sqlalchemy import select
 
 from faceledger.core import Faceledger
@@ -205,9 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     md = table(rows)
     print(md)
     report = {
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "postgresql": _pg_version()},
+        "command": command_line(argv), "machine": machine(postgresql=_pg_version()),
         "elapsed_s": round(time.perf_counter() - started, 1), "results": rows, "markdown": md}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pg_ledger.json").write_text(json.dumps(report, indent=2))
