@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceledger import __version__
@@ -34,6 +35,32 @@ SECURITY_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
     "cache-control": "no-store",
 }
+class SecurityHeaders:
+    """The security headers on every response (a header the response set itself is kept);
+    static files may be cached privately for an hour. Plain ASGI: Starlette's
+    ``BaseHTTPMiddleware`` costs a task group and a stream per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for k, v in SECURITY_HEADERS.items():
+                    headers.setdefault(k, v)
+                if static:
+                    headers["cache-control"] = "private, max-age=3600"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 class BodyLimit:
     """Refuse request bodies over the cap, counted as they stream (no trust in Content-Length)."""
 
@@ -155,20 +182,11 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
 
     app.add_exception_handler(RequestValidationError, malformed_request)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]
-                       ) -> Response:
-        response = await call_next(request)
-        for k, v in SECURITY_HEADERS.items():
-            response.headers.setdefault(k, v)
-        if request.url.path.startswith("/static/"):
-            response.headers["cache-control"] = "private, max-age=3600"
-        return response
-
     from faceledger.api.routes import register_api
     from faceledger.web.pages import register_web
 
     register_api(app)
     register_web(app)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     return app

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from faceledger.db.schema import Face
 from faceledger.faces.embed import check_same_model
@@ -36,7 +36,6 @@ from faceledger.gallery.index import (
 )
 from faceledger.gallery.index.faiss_hnsw import DEFAULT_EF_SEARCH
 from faceledger.gallery.index.params import ef_search_for, hnsw_params
-from faceledger.gallery.repository import faces_version
 from faceledger.roles import require
 
 if TYPE_CHECKING:
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DIM = 128  # dlib's; other models' dimension comes from their stored vectors or the registry
 READ_BATCH = 10_000  # rows per fetch when loading a collection's embeddings
+_FACES_VERSION = text("SELECT faces_version FROM collections WHERE id = :id")
 
 
 class IndexStore:
@@ -220,8 +220,10 @@ class IndexStore:
             index.nprobe = self.nprobe
 
     def _version(self, collection_id: int) -> int:
-        with self.db.read() as s:
-            return faces_version(s, collection_id)
+        """The collection's faces version (``faces_version``), read on a bare connection: it
+        runs twice per search, where a Session's set-up cost several times the query."""
+        with self.db.engine.connect() as conn:
+            return int(conn.execute(_FACES_VERSION, {"id": collection_id}).scalar() or 0)
 
     def get(self, model_id: str, collection_id: int) -> VectorIndex:
         """The collection's index, loaded and reconciled with the database on first use, and

@@ -239,3 +239,41 @@ def faces_with_provenance(session: Session, face_ids: Sequence[int]) -> dict[int
         )
     ).scalars().all()
     return {f.id: f for f in rows}
+
+
+@dataclass(frozen=True)
+class FaceSources:
+    """A face with its image's place and provenance, as a search shows it: columns only (no ORM
+    objects, no embedding), read by two queries however many faces."""
+
+    face_id: int
+    image_id: int
+    image_path: str
+    image_sha256: str
+    thumbnail_path: str
+    box: list[int]
+    collection: str
+    sources: list[dict[str, Any]]  # in the order they were added: source_url, page_url,
+    # title, captured_at (datetime or None), original_path
+
+
+def face_sources(session: Session, face_ids: Sequence[int]) -> dict[int, FaceSources]:
+    """``face_id`` -> its :class:`FaceSources` (faces no longer stored are left out)."""
+    if not face_ids:
+        return {}
+    faces = session.execute(
+        select(Face.id, Face.image_id, Face.thumbnail_path, Face.box, Image.stored_path,
+               Image.sha256, Collection.name)
+        .join(Image, Image.id == Face.image_id).join(Collection, Collection.id == Image.collection_id)
+        .where(Face.id.in_(list(face_ids)))).all()
+    sources: dict[int, list[dict[str, Any]]] = {int(r.image_id): [] for r in faces}
+    for src in session.execute(
+            select(ImageSource.image_id, ImageSource.source_url, ImageSource.page_url,
+                   ImageSource.title, ImageSource.captured_at, ImageSource.original_path)
+            .where(ImageSource.image_id.in_(list(sources))).order_by(ImageSource.id)).all():
+        sources[int(src.image_id)].append({
+            "source_url": src.source_url, "page_url": src.page_url, "title": src.title,
+            "captured_at": src.captured_at, "original_path": src.original_path})
+    return {int(r.id): FaceSources(int(r.id), int(r.image_id), r.stored_path, r.sha256,
+                                   r.thumbnail_path, list(r.box), r.name,
+                                   sources[int(r.image_id)]) for r in faces}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, select
@@ -118,8 +118,17 @@ def _tile_leaves(conn: Connection, tile: int, upto: int) -> list[bytes]:
     for row in _run(conn, _ENTRIES, (first + 1, upto)):
         if int(row[0]) != first + len(out) + 1:
             break
-        out.append(merkle.leaf_hash(ledger.leaf_data(int(row[0]), *row[1:])))
+        out.append(_leaf_hash(tuple(row)))
     return out
+
+
+@lru_cache(maxsize=4 * TILE_SIZE)
+def _leaf_hash(row: tuple[Any, ...]) -> bytes:
+    """The leaf hash of an entry from its stored columns (``_ENTRIES``' order). Memoised on the
+    columns themselves, so a cached hash is always that of the row as read (no invalidation:
+    a changed or rolled-back row is a different key); each search's receipt re-reads its open
+    tile, whose older leaves are then not hashed again."""
+    return merkle.leaf_hash(ledger.leaf_data(int(row[0]), *row[1:]))
 
 
 def _stored(conn: Connection, keys: Sequence[Key]) -> dict[Key, bytes]:

@@ -15,7 +15,7 @@ from faceledger.db.schema import Collection
 from faceledger.errors import ValidationError
 from faceledger.gallery.milvus_store import MilvusStore
 from faceledger.gallery.optout import optout_threshold, templates, withheld_faces
-from faceledger.gallery.repository import faces_with_provenance
+from faceledger.gallery.repository import face_sources
 from faceledger.governance.calibration import CalibrationInfo, active_calibration
 
 if TYPE_CHECKING:
@@ -162,24 +162,23 @@ def clip(score: float) -> float:
 def candidates(app: Faceledger, hits: list[tuple[float, int]]) -> list[Candidate]:
     """Candidates with provenance, as shown to the searcher."""
     with app.db.read() as s:
-        rows = faces_with_provenance(s, [h[1] for h in hits])
-        out: list[Candidate] = []
-        for score, fid in hits:
-            face = rows.get(fid)
-            if face is None:  # erased meanwhile
-                continue
-            img = face.image
-            first = img.sources[0] if img.sources else None
-            out.append(Candidate(
-                rank=len(out) + 1, similarity=clip(score), face_id=face.id, image_id=img.id,
-                image_path=img.stored_path, thumbnail_path=face.thumbnail_path,
-                source_url=first.source_url if first else None,
-                page_url=first.page_url if first else None,
-                title=first.title if first else None,
-                captured_at=first.captured_at.isoformat() if first and first.captured_at
-                else None,
-                collection=img.collection.name, box=list(face.box), image_sha256=img.sha256,
-                sources=[{"source_url": x.source_url, "page_url": x.page_url,
-                          "title": x.title, "original_path": x.original_path}
-                         for x in img.sources]))
+        rows = face_sources(s, [h[1] for h in hits])
+    out: list[Candidate] = []
+    for score, fid in hits:
+        face = rows.get(fid)
+        if face is None:  # erased meanwhile
+            continue
+        first = face.sources[0] if face.sources else None
+        taken = first["captured_at"] if first else None
+        out.append(Candidate(
+            rank=len(out) + 1, similarity=clip(score), face_id=face.face_id,
+            image_id=face.image_id, image_path=face.image_path,
+            thumbnail_path=face.thumbnail_path,
+            source_url=first["source_url"] if first else None,
+            page_url=first["page_url"] if first else None,
+            title=first["title"] if first else None,
+            captured_at=taken.isoformat() if taken else None,
+            collection=face.collection, box=face.box, image_sha256=face.image_sha256,
+            sources=[{k: x[k] for k in ("source_url", "page_url", "title", "original_path")}
+                     for x in face.sources]))
     return out

@@ -29,3 +29,30 @@ def test_one_model_used_from_many_threads_gives_the_single_thread_answers() -> N
         want_boxes, want_vecs = expected[i % 2]
         assert boxes == want_boxes
         assert np.allclose(vecs, want_vecs, atol=1e-5)
+
+
+def test_pool_copies_are_clones_of_the_first_and_detect_alike() -> None:
+    """The HOG pool grows by unpickling its first detector (building one holds the GIL for a
+    third of a second); each copy is a separate object that finds the same boxes and scores."""
+    import dlib
+
+    from faceledger.faces.models.dlib_backend import Instances
+
+    built = 0
+
+    def make() -> object:
+        nonlocal built
+        built += 1
+        return dlib.get_frontal_face_detector()
+
+    pool = Instances(make, most=3, clone=True)
+    pixels = np.asarray(grace_hopper().convert("RGB"))
+    with pool.use() as a, pool.use() as b, pool.use() as c:
+        assert len({id(a), id(b), id(c)}) == 3
+        runs = [d.run(pixels, 1, 0.0) for d in (a, b, c)]
+    assert built == 1  # the other two were cloned
+    for rects, scores, _ in runs[1:]:
+        assert [(r.left(), r.top(), r.right(), r.bottom()) for r in rects] == [
+            (r.left(), r.top(), r.right(), r.bottom()) for r in runs[0][0]]
+        assert list(scores) == list(runs[0][1])
+    assert len(runs[0][0]) >= 1

@@ -86,3 +86,28 @@ def test_write_batch_counts_an_image_a_peer_committed_as_a_duplicate(world: Worl
     with world.app.db.read() as s:
         job = s.get(IngestJob, job_id)
         assert job is not None and (job.added, job.duplicates, job.faces) == (1, 1, 1)
+
+
+def test_face_sources_reads_each_face_with_its_image_sources_in_order(world: World,
+                                                                    tmp_path: Path) -> None:
+    """The search's provenance read (columns only): every source of a face's image, oldest
+    first, the collection's name, and nothing for a face id no longer stored."""
+    from faceledger.gallery.repository import face_sources
+
+    job_id = _job(world, tmp_path)
+    data = encode(astronaut_face())
+    first = _pending(world, "a.jpg", data, "https://x/first")
+    second = (SourceItem("copy.jpg", "copy.jpg"), _sha(data), Provenance("https://x/second"))
+    write_batch(world.app, job_id, 1, "root", [first], [second], [], JobTotals())
+    with world.app.db.read() as s:
+        face = s.execute(select(Face)).scalars().one()
+        got = face_sources(s, [face.id, face.id + 1000])
+        image = face.image
+    assert set(got) == {face.id}
+    row = got[face.id]
+    assert (row.image_id, row.image_path, row.image_sha256) == (image.id, image.stored_path,
+                                                                image.sha256)
+    assert (row.thumbnail_path, row.box, row.collection) == (face.thumbnail_path,
+                                                             list(face.box), "gallery")
+    assert [x["source_url"] for x in row.sources] == ["https://x/first", "https://x/second"]
+    assert [x["original_path"] for x in row.sources] == ["a.jpg", "copy.jpg"]

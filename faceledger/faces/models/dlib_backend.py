@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import queue
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +71,21 @@ class Instances:
     the server's request threads detect and align on every core instead of queueing on one
     lock, with memory bounded by the core count."""
 
-    def __init__(self, make: Callable[[], Any], most: int | None = None) -> None:
-        self._make = make
+    def __init__(self, make: Callable[[], Any], most: int | None = None, *,
+                 clone: bool = False) -> None:
+        """``clone``: later copies are unpickled from the first (dlib's HOG detector: ~1 ms,
+        where building one takes ~350 ms, all of it holding the GIL, so a request that grew
+        the pool used to stall every other request)."""
         self._most = most or max(1, len(os.sched_getaffinity(0)))
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._made = 0
         self._lock = threading.Lock()
-        self._free.put(make())  # the first at load time: errors show at start-up
+        first = make()  # the first at load time: errors show at start-up
+        if clone:
+            blob = pickle.dumps(first)
+            make = partial(pickle.loads, blob)
+        self._make = make
+        self._free.put(first)
         self._made = 1
 
     @contextmanager
@@ -112,7 +122,8 @@ class DlibDetector:
             self._cnn: Any = same._cnn if same else dlib.cnn_face_detection_model_v1(
                 _weights().cnn_face_detector_model_location())
         else:
-            self._hog: Instances = same._hog if same else Instances(dlib.get_frontal_face_detector)
+            self._hog: Instances = (same._hog if same else
+                                    Instances(dlib.get_frontal_face_detector, clone=True))
 
     def detect(self, pixels: np.ndarray) -> list[Detection]:
         h, w = pixels.shape[:2]
