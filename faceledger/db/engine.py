@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -42,6 +43,9 @@ def head_revision() -> str:
     return heads.pop()
 
 
+BUSY_TIMEOUT_S = 30  # how long a SQLite writer waits for the lock before "database is locked"
+
+
 def _sqlite_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -50,7 +54,7 @@ def _sqlite_hooks(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -77,7 +81,7 @@ class Database:
         self.is_postgres = url.startswith("postgresql")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
         else:
             kwargs["pool_pre_ping"] = True
         self.engine = create_engine(url, **kwargs)
@@ -92,6 +96,7 @@ class Database:
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
         self._schema_checked = False
+        self._writers = threading.RLock() if self.is_sqlite else None
 
     def is_initialised(self) -> bool:
         try:
@@ -126,9 +131,24 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One transaction: commits on success, rolls back on any exception."""
-        with self._write() as session, session.begin():
+        """One transaction: commits on success, rolls back on any exception. On SQLite this
+        process's writers queue on a lock first: a writer that found the database locked
+        would otherwise sleep in SQLite's busy handler (1, 2, 5 ... 100 ms) however soon the
+        lock was free; other processes' writers still meet the busy handler."""
+        with self._queued(), self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _queued(self) -> Iterator[None]:
+        """Wait for this process's other writers (SQLite), as long as SQLite's busy timeout;
+        past that, go on and let SQLite's busy handler decide."""
+        got = self._writers is not None and self._writers.acquire(timeout=BUSY_TIMEOUT_S)
+        try:
+            yield
+        finally:
+            if got:
+                assert self._writers is not None
+                self._writers.release()
 
     def migrate(self) -> None:
         from alembic import command
