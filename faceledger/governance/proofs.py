@@ -43,12 +43,13 @@ def inclusion(s: Session, seq: int, size: int | None = None) -> dict[str, Any]:
     if cp is None:  # a checkpoint of exactly this size, when one exists
         cp = checkpoints.by_size(s, size)
     fields = tree.leaf_fields(entry)
+    head, path = tree.root_and_inclusion(s, seq - 1, size)
     return {
         "seq": seq, "leaf_index": seq - 1, "tree_size": size,
         "leaf": fields, "leaf_hash": merkle.leaf_hash(tree.leaf_bytes(fields)).hex(),
         "entry_hash": entry.hash,
-        "root_hash": tree.root(s, size).hex(),
-        "path": [h.hex() for h in tree.inclusion_proof(s, seq - 1, size)],
+        "root_hash": head.hex(),
+        "path": [h.hex() for h in path],
         "checkpoint": cp.note if cp is not None else None,
     }
 

@@ -238,8 +238,25 @@ def root(session: Session, size: int) -> bytes:
 
 def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
     """The audit path of leaf ``index`` (entry ``index + 1``) in the tree of ``size``."""
+    return root_and_inclusion(session, index, size)[1]
+
+
+def root_and_inclusion(session: Session, index: int, size: int) -> tuple[bytes, list[bytes]]:
+    """The head of ``size`` entries and leaf ``index``'s audit path in it, from one read of the
+    nodes they share (the open tile's entries are read once, not once each)."""
+    held: dict[Key, bytes] = {}
+    fetch = _fetcher(session)
+
+    def shared(keys: list[Key]) -> dict[Key, bytes]:
+        held.update(fetch([k for k in keys if k not in held]))
+        return {k: held[k] for k in keys if k in held}
+
     try:
-        return merkle.inclusion_proof(index, size, _fetcher(session))
+        head = merkle.root(size, shared)
+    except KeyError as err:
+        raise _missing(f"the head of {size} entries", err) from None
+    try:
+        return head, merkle.inclusion_proof(index, size, shared)
     except KeyError as err:
         raise _missing(f"leaf {index} in a tree of {size}", err) from None
 

@@ -29,19 +29,24 @@ if TYPE_CHECKING:
 def receipt_of(app: Faceledger, s: Session, row: Search) -> dict[str, Any] | None:
     """``row``'s receipt, inside the caller's transaction (None: the search has no entry yet).
     ``checkpoint_at``: when the checkpoint in the receipt was signed (not itself signed)."""
-    if row.ledger_seq <= 0:
+    return _receipt(app, s, row.id, row.ledger_seq)
+
+
+def _receipt(app: Faceledger, s: Session, search_id: int, seq: int) -> dict[str, Any] | None:
+    if seq <= 0:
         return None
-    rec = proofs.receipt(app, s, row.ledger_seq)
+    rec = proofs.receipt(app, s, seq)
     cp = checkpoints.by_size(s, rec["tree_size"]) if rec["checkpoint"] else None
-    return {"search_id": row.id, **rec,
+    return {"search_id": search_id, **rec,
             "checkpoint_at": cp.created_at.isoformat() if cp is not None else None}
 
 
-def receipt_after(app: Faceledger, search_id: int) -> dict[str, Any] | None:
-    """The receipt of a search just recorded, read in a fresh read transaction after the
-    service's write transaction committed (the caller, a service, checked its permission)."""
+def receipt_after(app: Faceledger, search_id: int, seq: int) -> dict[str, Any] | None:
+    """The receipt of a search just recorded (its entry ``seq``), read in a fresh read
+    transaction after the service's write transaction committed (the caller, a service,
+    checked its permission)."""
     with app.db.read() as s:
-        return receipt_of(app, s, search_row(s, search_id))
+        return _receipt(app, s, search_id, seq)
 
 
 def search_receipt(app: Faceledger, principal: Principal, search_id: int) -> dict[str, Any]:

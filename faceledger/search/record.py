@@ -123,7 +123,7 @@ def result_of(row: Search, user: str, found: Found, faces: list[ProbeFace]) -> S
 def with_receipt(app: Faceledger, result: SearchResult) -> SearchResult:
     """``result`` with its receipt, read after the write transaction that recorded it committed
     (a checkpoint signed later is in the receipt ``receipts.search_receipt`` gives)."""
-    result.receipt = receipt_after(app, result.search_id)
+    result.receipt = receipt_after(app, result.search_id, result.ledger_seq)
     return result
 
 
