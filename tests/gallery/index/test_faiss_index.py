@@ -215,3 +215,34 @@ def test_concurrent_add_search_remove(kind: str) -> None:
             future.result()  # re-raises any failure in the thread
     assert index.count() == 2000 - 150
     assert index.ids().size == 2000 - 150
+
+
+def test_a_few_queries_search_on_one_openmp_thread_and_the_callers_count_is_restored() -> None:
+    """A request's probe is searched on one OpenMP thread (faiss' parallel region for one query
+    spins on every core against the other requests' work); batches keep the thread count, and
+    the calling thread's own setting is what it was afterwards."""
+    import faiss
+
+    from faceledger.gallery.index import faiss_common
+
+    seen: list[int] = []
+
+    class Spy(FlatIndex):
+        def _raw_search(self, q: npt.NDArray[np.float32], k: int) -> tuple[
+                npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+            seen.append(faiss.omp_get_max_threads())
+            return super()._raw_search(q, k)
+
+    vecs = random_units(100)
+    index = Spy(MODEL, DIM)
+    index.add(np.arange(100, dtype=np.int64), vecs)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        scores, ids = index.search(vecs[:1], 3)
+        assert ids[0, 0] == 0 and scores[0, 0] > 0.99
+        index.search(vecs[: faiss_common.FEW_QUERIES], 3)
+        assert seen == [1, 2]
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)
