@@ -4,54 +4,35 @@ lock is free; reads never wait."""
 
 from __future__ import annotations
 
-import threading
-import time
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from sqlalchemy import select, text
-
-from faceledger.db.schema import LedgerHead
 from faceledger.governance import ledger
 from tests.conftest import World
+from tests.db.two_writers import two_writers
 
 
 def test_a_second_writer_waits_before_its_transaction_opens_and_reads_go_ahead(
         world: World) -> None:
     db = world.app.db
     assert db.is_sqlite
-    holding, release = threading.Event(), threading.Event()
-    order: list[str] = []
 
-    def first() -> None:
-        with db.write() as s:
-            ledger.append(s, "test.first", {"n": 1}, actor="t")
-            holding.set()
-            release.wait(10)
-            order.append("first committed")
+    def first(s: Session) -> None:
+        ledger.append(s, "test.first", {"n": 1}, actor="t")
 
-    def second() -> None:
-        holding.wait(10)
-        with db.write() as s:
-            # SQLAlchemy opens the transaction lazily: without the queue this line would
-            # run at once, and the statement below would wait in SQLite's busy handler.
-            order.append("second entered")
-            ledger.append(s, "test.second", {"n": 2}, actor="t")
+    def second(s: Session) -> None:
+        # SQLAlchemy opens the transaction lazily: without the queue this body would run at
+        # once and its statement would wait in SQLite's busy handler.
+        ledger.append(s, "test.second", {"n": 2}, actor="t")
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for t in threads:
-        t.start()
-    assert holding.wait(10)
-    time.sleep(0.3)
-    with db.read() as s:  # not blocked by the open write transaction
-        assert s.execute(select(LedgerHead.seq)).scalar_one() >= 1
-    assert order == []
-    release.set()
-    for t in threads:
-        t.join(20)
+    # The second body only runs once the first has committed: "second entered" cannot be
+    # recorded while the first is open.
+    during, order = two_writers(db, first, second, "second entered", mark_on_entry=True)
+    assert during == []
     assert order == ["first committed", "second entered"]
     with db.read() as s:
         kinds = s.execute(text("SELECT kind FROM ledger ORDER BY seq DESC LIMIT 2")).scalars()
         assert list(kinds) == ["test.second", "test.first"]
-    with db.read() as s:
         assert ledger.verify(s).ok
 
 

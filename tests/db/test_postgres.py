@@ -10,7 +10,6 @@ import multiprocessing
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, select, text
+from sqlalchemy.orm import Session
 
 from faceledger.db.engine import MIGRATIONS, Database, head_revision
 from faceledger.db.schema import LedgerEntry, LedgerHead
@@ -28,6 +28,7 @@ from faceledger.search.match import resolve_collections
 from tests import pg
 from tests.conftest import BOTH_DATABASES, World
 from tests.db.ledger_writer import KIND, append_entries
+from tests.db.two_writers import two_writers
 from tests.photos import astronaut_face, encode
 from tests.search.quota_worker import run_many, slow_detector
 from tests.search.test_quota_race import RULE, ledgered, set_quota
@@ -107,33 +108,12 @@ def test_write_transactions_wait_for_each_other_reads_do_not(world: World) -> No
     BEGIN IMMEDIATE does on SQLite; a read goes ahead meanwhile."""
     db = world.app.db
     assert db.is_postgres
-    holding, release = threading.Event(), threading.Event()
-    order: list[str] = []
 
-    def first() -> None:
-        with db.write() as s:
-            s.execute(text("SELECT 1"))
-            holding.set()
-            release.wait(10)
-            order.append("first committed")
+    def select_one(s: Session) -> None:
+        s.execute(text("SELECT 1"))
 
-    def second() -> None:
-        holding.wait(10)
-        with db.write() as s:
-            s.execute(text("SELECT 1"))
-            order.append("second began")
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for t in threads:
-        t.start()
-    assert holding.wait(10)
-    time.sleep(0.5)
-    with db.read() as s:  # not blocked by the open write transaction
-        assert s.execute(select(LedgerHead.seq)).scalar_one() >= 1
-    assert order == []  # the second writer is still waiting
-    release.set()
-    for t in threads:
-        t.join(20)
+    during, order = two_writers(db, select_one, select_one, "second began")
+    assert during == []  # the second writer is still waiting
     assert order == ["first committed", "second began"]
 
 
