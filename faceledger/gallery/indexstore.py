@@ -29,13 +29,14 @@ from faceledger.gallery.collections import get_collection, list_collections
 from faceledger.gallery.index import (
     HnswIndex,
     IvfIndex,
+    IvfPqIndex,
     VectorIndex,
     build_index,
     load_index,
     sidecar_path,
 )
 from faceledger.gallery.index.faiss_hnsw import DEFAULT_EF_SEARCH
-from faceledger.gallery.index.params import ef_search_for, hnsw_params
+from faceledger.gallery.index.params import ef_search_for, hnsw_params, ivfpq_search
 from faceledger.roles import require
 
 if TYPE_CHECKING:
@@ -218,6 +219,8 @@ class IndexStore:
             index.ef_construction = max(index.ef_construction, hnsw_params(n).ef_construction)
         elif isinstance(index, IvfIndex):
             index.nprobe = self.nprobe
+        elif isinstance(index, IvfPqIndex) and index.is_trained:
+            index.nprobe, index.k_factor = ivfpq_search(index.count(), index.nlist)
 
     def _version(self, collection_id: int) -> int:
         """The collection's faces version (``faces_version``), read on a bare connection: it

@@ -143,3 +143,12 @@ def default_ivfpq_table() -> tuple[IvfPqParams, ...]:
 def ivfpq_params(count: int, table: tuple[IvfPqParams, ...] | None = None) -> IvfPqParams:
     """The ``ivfpq`` row that applies to an index of ``count`` faces."""
     return _row_for(count, table if table is not None else default_ivfpq_table())
+
+
+def ivfpq_search(count: int, nlist: int, table: tuple[IvfPqParams, ...] | None = None
+                 ) -> tuple[int, int]:
+    """(nprobe, k_factor) for a trained index of ``count`` faces in ``nlist`` lists: the size
+    table's row for ``count``, its nprobe scaled to ``nlist`` (the same fraction of the lists
+    probed; the row may name more lists than the index was trained with), within 1..nlist."""
+    row = ivfpq_params(count, table)
+    return max(1, min(nlist, round(row.nprobe * nlist / row.nlist))), row.k_factor

@@ -192,3 +192,23 @@ def test_build_index_makes_an_ivfpq_past_exact_max() -> None:
     assert list(got[:, 0]) == list(ids[:5])  # each vector finds itself first
     with pytest.raises(ValidationError, match="hnsw, ivf or ivfpq"):
         build_index(MODEL, DIM, ids, vectors, exact_max=100, approximate="lsh")
+
+
+def test_search_settings_follow_the_size_table_scaled_to_the_lists_built() -> None:
+    """nprobe and k_factor of a trained index come from the table row for its face count, nprobe
+    scaled to the lists it was trained with; the index store applies them to every index it
+    opens (a saved file keeps what the table said when it was written)."""
+    from faceledger.gallery.index.params import ivfpq_search
+    from faceledger.gallery.indexstore import IndexStore
+
+    table = parse_ivfpq_table({"ivfpq": [
+        {"max_faces": 1000, "nlist": 16, "m": 8, "nprobe": 4, "k_factor": 10},
+        {"max_faces": None, "nlist": 64, "m": 16, "nprobe": 32, "k_factor": 20}]})
+    assert ivfpq_search(500, 16, table) == (4, 10)
+    assert ivfpq_search(5000, 64, table) == (32, 20)
+    assert ivfpq_search(5000, 16, table) == (8, 20)  # half the lists probed, as the row says
+    assert ivfpq_search(5000, 1, table) == (1, 20)
+    index, _, _ = built(seed=8)
+    assert index.is_trained and (index.nprobe, index.k_factor) == (16, 10)
+    IndexStore._tune(object.__new__(IndexStore), index)
+    assert (index.nprobe, index.k_factor) == ivfpq_search(index.count(), index.nlist)
