@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from faceledger.db.schema import Collection, Face, Image, ImageSource, IngestJob, Rejection
 from faceledger.gallery.sources import Provenance, SourceItem
@@ -231,16 +231,6 @@ def faces_version(session: Session, collection_id: int) -> int:
     return int(v or 0)
 
 
-def faces_with_provenance(session: Session, face_ids: Sequence[int]) -> dict[int, Face]:
-    rows = session.execute(
-        select(Face).where(Face.id.in_(list(face_ids))).options(
-            selectinload(Face.image).selectinload(Image.sources),
-            selectinload(Face.image).selectinload(Image.collection),
-        )
-    ).scalars().all()
-    return {f.id: f for f in rows}
-
-
 @dataclass(frozen=True)
 class FaceSources:
     """A face with its image's place and provenance, as a search shows it: columns only (no ORM
@@ -250,11 +240,25 @@ class FaceSources:
     image_id: int
     image_path: str
     image_sha256: str
+    image_size: list[int]  # [width, height]
     thumbnail_path: str
     box: list[int]
     collection: str
     sources: list[dict[str, Any]]  # in the order they were added: source_url, page_url,
     # title, captured_at (datetime or None), original_path
+
+    @property
+    def first(self) -> dict[str, Any]:
+        """The first source (all None when the image has none)."""
+        return self.sources[0] if self.sources else dict.fromkeys(_SOURCE_FIELDS)
+
+    def listed(self) -> list[dict[str, Any]]:
+        """Every source as a result lists it: source_url, page_url, title, original_path."""
+        return [{k: x[k] for k in ("source_url", "page_url", "title", "original_path")}
+                for x in self.sources]
+
+
+_SOURCE_FIELDS = ("source_url", "page_url", "title", "captured_at", "original_path")
 
 
 def face_sources(session: Session, face_ids: Sequence[int]) -> dict[int, FaceSources]:
@@ -263,7 +267,7 @@ def face_sources(session: Session, face_ids: Sequence[int]) -> dict[int, FaceSou
         return {}
     faces = session.execute(
         select(Face.id, Face.image_id, Face.thumbnail_path, Face.box, Image.stored_path,
-               Image.sha256, Collection.name)
+               Image.sha256, Image.width, Image.height, Collection.name)
         .join(Image, Image.id == Face.image_id).join(Collection, Collection.id == Image.collection_id)
         .where(Face.id.in_(list(face_ids)))).all()
     sources: dict[int, list[dict[str, Any]]] = {int(r.image_id): [] for r in faces}
@@ -271,9 +275,7 @@ def face_sources(session: Session, face_ids: Sequence[int]) -> dict[int, FaceSou
             select(ImageSource.image_id, ImageSource.source_url, ImageSource.page_url,
                    ImageSource.title, ImageSource.captured_at, ImageSource.original_path)
             .where(ImageSource.image_id.in_(list(sources))).order_by(ImageSource.id)).all():
-        sources[int(src.image_id)].append({
-            "source_url": src.source_url, "page_url": src.page_url, "title": src.title,
-            "captured_at": src.captured_at, "original_path": src.original_path})
+        sources[int(src.image_id)].append({k: getattr(src, k) for k in _SOURCE_FIELDS})
     return {int(r.id): FaceSources(int(r.id), int(r.image_id), r.stored_path, r.sha256,
-                                   r.thumbnail_path, list(r.box), r.name,
-                                   sources[int(r.image_id)]) for r in faces}
+                                   [int(r.width), int(r.height)], r.thumbnail_path, list(r.box),
+                                   r.name, sources[int(r.image_id)]) for r in faces}

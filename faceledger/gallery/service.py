@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from faceledger.db.schema import Face, Image
 from faceledger.errors import NotFoundError
-from faceledger.gallery.repository import faces_with_provenance
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ def _image_dict(img: Image) -> dict[str, Any]:
 
 def face_record(s: Session, face_id: int) -> dict[str, Any]:
     """A face (box, landmarks, quality, model) with its image and the image's sources."""
-    face = faces_with_provenance(s, [face_id]).get(face_id)
+    face = s.get(Face, face_id)
     if face is None:
         raise NotFoundError(f"no face {face_id}")
     return {"id": face.id, "image_id": face.image_id, "face_index": face.face_index,

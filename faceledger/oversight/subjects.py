@@ -23,7 +23,7 @@ from faceledger.faces.probefaces import choose_face, faces_json
 from faceledger.gallery.optout import add_optout, optout_threshold
 from faceledger.gallery.reembed_guard import model_pipeline
 from faceledger.gallery.reembed_store import pending_models
-from faceledger.gallery.repository import bump_faces_version, faces_with_provenance
+from faceledger.gallery.repository import bump_faces_version, face_sources
 from faceledger.governance import ledger, proofs
 from faceledger.governance.keys import seal, template_key, unseal
 from faceledger.oversight.service import published_key
@@ -156,13 +156,13 @@ def erase_preview(app: Faceledger, principal: Principal, photo: bytes,
         ledger.append(s, "subject.erase_preview", {
             "reference": ref, "faces_shown": len(hits), "face_ids": [h.face_id for h in hits],
             "by": principal.name}, actor=principal.name)
-        prov = faces_with_provenance(s, [h.face_id for h in hits])
+        prov = face_sources(s, [h.face_id for h in hits])
         out = []
         for h in hits:
             f = prov.get(h.face_id)
-            src = f.image.sources[0] if f is not None and f.image.sources else None
-            out.append(replace(h, source_url=src.source_url if src else None,
-                               original_path=src.original_path if src else None))
+            first = f.first if f is not None else None
+            out.append(replace(h, source_url=first["source_url"] if first else None,
+                               original_path=first["original_path"] if first else None))
     return out
 
 

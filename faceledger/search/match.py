@@ -168,17 +168,13 @@ def candidates(app: Faceledger, hits: list[tuple[float, int]]) -> list[Candidate
         face = rows.get(fid)
         if face is None:  # erased meanwhile
             continue
-        first = face.sources[0] if face.sources else None
-        taken = first["captured_at"] if first else None
+        first = face.first
         out.append(Candidate(
             rank=len(out) + 1, similarity=clip(score), face_id=face.face_id,
             image_id=face.image_id, image_path=face.image_path,
-            thumbnail_path=face.thumbnail_path,
-            source_url=first["source_url"] if first else None,
-            page_url=first["page_url"] if first else None,
-            title=first["title"] if first else None,
-            captured_at=taken.isoformat() if taken else None,
+            thumbnail_path=face.thumbnail_path, source_url=first["source_url"],
+            page_url=first["page_url"], title=first["title"],
+            captured_at=first["captured_at"].isoformat() if first["captured_at"] else None,
             collection=face.collection, box=face.box, image_sha256=face.image_sha256,
-            sources=[{k: x[k] for k in ("source_url", "page_url", "title", "original_path")}
-                     for x in face.sources]))
+            sources=face.listed()))
     return out

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from faceledger.db.schema import LedgerEntry, Review, Search
 from faceledger.errors import NotFoundError, ValidationError
 from faceledger.faces.probefaces import number_of
-from faceledger.gallery.repository import faces_with_provenance
+from faceledger.gallery.repository import face_sources
 from faceledger.governance import ledger
 from faceledger.roles import Role, require
 from faceledger.search.bands import bands_at, duplicate_marks
@@ -125,7 +125,7 @@ def detail_of(session: Session, s: Search, settings: Settings) -> dict[str, Any]
     """A search as stored, each candidate with its band (from the calibration in force when
     the search ran, and ``settings``' band rates) and its probe-image/duplicate marks."""
     cands = stored_candidates(session, s)
-    faces = faces_with_provenance(session, [c["face_id"] for c in cands])
+    faces = face_sources(session, [c["face_id"] for c in cands])
     st = states(session, s.id)
     bands = bands_at(session, s.model_id, s.finished_at or s.started_at, settings)
     rows = []
@@ -141,18 +141,14 @@ def detail_of(session: Session, s: Search, settings: Settings) -> dict[str, Any]
                                            "rejected_by": state.rejections,
                                            "history": list(state.history)}}
         if f is not None:
-            src = f.image.sources
+            first = f.first
             item.update({
-                "image_id": f.image_id, "image_sha256": f.image.sha256,
-                "collection": f.image.collection.name,
-                "box": f.box, "image_size": [f.image.width, f.image.height],
-                "source_url": src[0].source_url if src else None,
-                "page_url": src[0].page_url if src else None,
-                "title": src[0].title if src else None,
-                "captured_at": src[0].captured_at.isoformat() if src and src[0].captured_at
-                else None,
-                "sources": [{"source_url": x.source_url, "page_url": x.page_url,
-                             "title": x.title, "original_path": x.original_path} for x in src],
+                "image_id": f.image_id, "image_sha256": f.image_sha256,
+                "collection": f.collection, "box": f.box, "image_size": f.image_size,
+                "source_url": first["source_url"], "page_url": first["page_url"],
+                "title": first["title"],
+                "captured_at": first["captured_at"].isoformat() if first["captured_at"] else None,
+                "sources": f.listed(),
             })
         rows.append(item)
     kept = [r for r in rows if not r["erased"]]
