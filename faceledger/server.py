@@ -35,6 +35,8 @@ SECURITY_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
     "cache-control": "no-store",
 }
+
+
 class SecurityHeaders:
     """The security headers on every response (a header the response set itself is kept);
     static files may be cached privately for an hour. Plain ASGI: Starlette's

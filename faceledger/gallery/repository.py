@@ -252,10 +252,15 @@ class FaceSources:
         """The first source (all None when the image has none)."""
         return self.sources[0] if self.sources else dict.fromkeys(_SOURCE_FIELDS)
 
-    def listed(self) -> list[dict[str, Any]]:
-        """Every source as a result lists it: source_url, page_url, title, original_path."""
-        return [{k: x[k] for k in ("source_url", "page_url", "title", "original_path")}
-                for x in self.sources]
+    def shown(self) -> dict[str, Any]:
+        """The provenance a result shows: the first source's source_url, page_url, title and
+        captured_at (ISO), and every source (source_url, page_url, title, original_path)."""
+        first = self.first
+        taken = first["captured_at"]
+        return {"source_url": first["source_url"], "page_url": first["page_url"],
+                "title": first["title"], "captured_at": taken.isoformat() if taken else None,
+                "sources": [{k: x[k] for k in ("source_url", "page_url", "title",
+                                               "original_path")} for x in self.sources]}
 
 
 _SOURCE_FIELDS = ("source_url", "page_url", "title", "captured_at", "original_path")

@@ -159,10 +159,9 @@ def erase_preview(app: Faceledger, principal: Principal, photo: bytes,
         prov = face_sources(s, [h.face_id for h in hits])
         out = []
         for h in hits:
-            f = prov.get(h.face_id)
-            first = f.first if f is not None else None
-            out.append(replace(h, source_url=first["source_url"] if first else None,
-                               original_path=first["original_path"] if first else None))
+            first = prov[h.face_id].first if h.face_id in prov else {}
+            out.append(replace(h, source_url=first.get("source_url"),
+                               original_path=first.get("original_path")))
     return out
 
 

@@ -168,13 +168,9 @@ def candidates(app: Faceledger, hits: list[tuple[float, int]]) -> list[Candidate
         face = rows.get(fid)
         if face is None:  # erased meanwhile
             continue
-        first = face.first
         out.append(Candidate(
             rank=len(out) + 1, similarity=clip(score), face_id=face.face_id,
             image_id=face.image_id, image_path=face.image_path,
-            thumbnail_path=face.thumbnail_path, source_url=first["source_url"],
-            page_url=first["page_url"], title=first["title"],
-            captured_at=first["captured_at"].isoformat() if first["captured_at"] else None,
-            collection=face.collection, box=face.box, image_sha256=face.image_sha256,
-            sources=face.listed()))
+            thumbnail_path=face.thumbnail_path, collection=face.collection, box=face.box,
+            image_sha256=face.image_sha256, **face.shown()))
     return out

@@ -141,14 +141,10 @@ def detail_of(session: Session, s: Search, settings: Settings) -> dict[str, Any]
                                            "rejected_by": state.rejections,
                                            "history": list(state.history)}}
         if f is not None:
-            first = f.first
             item.update({
                 "image_id": f.image_id, "image_sha256": f.image_sha256,
                 "collection": f.collection, "box": f.box, "image_size": f.image_size,
-                "source_url": first["source_url"], "page_url": first["page_url"],
-                "title": first["title"],
-                "captured_at": first["captured_at"].isoformat() if first["captured_at"] else None,
-                "sources": f.listed(),
+                **f.shown(),
             })
         rows.append(item)
     kept = [r for r in rows if not r["erased"]]
