@@ -262,7 +262,8 @@ def bench_size(
     del exact
     if size <= DEFAULT_EXACT_MAX:
         return rows, stats
-    # build_index's own path past DEFAULT_EXACT_MAX: HnswIndex, added in chunks of 100,000
+    # HnswIndex with the fixed defaults (efConstruction 64), added in chunks of 100,000 as
+    # build_index adds them; index_scale_bench.py measures the size table's efConstruction
     graph, build_s, rss = timed_build(lambda: streamed(HnswIndex(MODEL, DIM), size, args, real, "hnsw"))
     assert isinstance(graph, HnswIndex)
     for ef in sorted({DEFAULT_EF_SEARCH, *map(int, args.efs.split(","))}):
